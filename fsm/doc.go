@@ -1,0 +1,25 @@
+// Package fsm is Starcite's replicated state machine: the sessions of one
+// Raft group, their hot (not yet archived) events and the producer cursors
+// that make appends idempotent.
+//
+// The core (State) is pure and deterministic: it is fed encoded commands in
+// log order and returns encoded results, with no clocks, no I/O and no
+// goroutines. Everything time- or node-dependent is decided by the proposer
+// and carried inside the command (the commit timestamp, the request id that
+// recognises our own retries, the dedupe hash). Every replica that applies
+// the same log therefore holds byte-identical state, which the tests check
+// by replaying logs and round-tripping snapshots.
+//
+// Commands (spec §7):
+//
+//	create_session  register a session; a retry of the same request is not a conflict
+//	append_event    producer dedupe, expected_seq, seq assignment (§7.3, §7.4, Decision 4)
+//	append_events   a batch of appends committed as one Raft entry (group commit)
+//	ack_archived    the archive holds events up to a seq: evict them from the hot tier
+//
+// StateMachine adapts State to Dragonboat's IConcurrentStateMachine and
+// reports committed events to a Notifier (the cursor fan-out). Neighbours:
+// package data proposes commands and reads state; package edge renders the
+// event bodies commands carry; package archive stores what the archiver
+// takes from Pending.
+package fsm

@@ -1,0 +1,424 @@
+package fsm
+
+import (
+	"bytes"
+	"container/heap"
+	"sort"
+
+	"starcite/fsm/jsonc"
+)
+
+// MaxProducers is how many producer cursors a session keeps (spec §7.3).
+const MaxProducers = 10000
+
+// eventOverhead approximates what one hot event costs beyond its JSON: the
+// Event header in the session's slice. Hot-tier budgets count both.
+const eventOverhead = 32
+
+// State is the state of one Raft group: its sessions and their hot events.
+// It is not safe for concurrent use; StateMachine adds the locking.
+type State struct {
+	sessions  map[string]*session
+	pending   map[string]struct{} // sessions with events not yet archived
+	hotBytes  int64
+	hotEvents int64
+}
+
+type session struct {
+	info      SessionInfo
+	createReq uint64
+	meta      jsonc.Value // parsed Metadata, for list filters
+	// events holds seq ArchivedSeq+1 .. LastSeq in order. Elements are never
+	// written after being appended: eviction copies the rest to a new array,
+	// so a snapshot may keep reading an earlier slice header.
+	events    []Event
+	hotBytes  int64
+	producers map[string]producerCursor
+}
+
+type producerCursor struct {
+	producerSeq uint64
+	sessionSeq  uint64
+	hash        [32]byte
+	requestID   uint64
+}
+
+// Commit is one newly committed event, as the cursor fan-out receives it.
+type Commit struct {
+	SessionID string
+	LastSeq   uint64
+	Event     Event
+}
+
+// NewState returns an empty group state.
+func NewState() *State {
+	return &State{sessions: map[string]*session{}, pending: map[string]struct{}{}}
+}
+
+// Apply applies one encoded command. It returns the command's result and
+// appends every event the command committed to commits. A command that
+// does not decode changes nothing and yields StatusMalformed.
+func (s *State) Apply(cmd []byte, commits []Commit) (Result, []Commit) {
+	if len(cmd) == 0 {
+		return Result{Value: uint64(StatusMalformed)}, commits
+	}
+	d := decoder{b: cmd[1:]}
+	switch cmd[0] {
+	case kindCreateSession:
+		c := decodeCreateSession(&d)
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		return Result{Value: uint64(s.createSession(&c))}, commits
+	case kindAppendEvent:
+		a := decodeAppend(&d)
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		var r AppendResult
+		r, commits = s.appendEvent(&a, commits)
+		return Result{Value: uint64(r.Status), Data: encodeAppendResults([]AppendResult{r})}, commits
+	case kindAppendEvents:
+		// Decode the whole batch first: a malformed tail must not leave
+		// half of the batch applied.
+		n := d.count(36)
+		as := make([]AppendEvent, n)
+		for i := range as {
+			as[i] = decodeAppend(&d)
+		}
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		rs := make([]AppendResult, n)
+		for i := range as {
+			rs[i], commits = s.appendEvent(&as[i], commits)
+		}
+		return Result{Value: uint64(StatusOK), Data: encodeAppendResults(rs)}, commits
+	case kindAckArchived:
+		n := d.count(2)
+		marks := make([]ArchiveMark, n)
+		for i := range marks {
+			marks[i] = ArchiveMark{SessionID: d.string(), Seq: d.uvarint()}
+		}
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		for _, m := range marks {
+			s.ackArchived(m)
+		}
+		return Result{Value: uint64(StatusOK)}, commits
+	}
+	return Result{Value: uint64(StatusMalformed)}, commits
+}
+
+func (s *State) createSession(c *CreateSession) Status {
+	if ex, ok := s.sessions[c.Session.ID]; ok {
+		if c.RequestID != 0 && ex.createReq == c.RequestID {
+			return StatusOK // our own retry after an ambiguous timeout
+		}
+		return StatusSessionExists
+	}
+	info := c.Session
+	info.LastSeq, info.ArchivedSeq = 0, 0
+	meta, err := jsonc.Parse(info.Metadata)
+	if err != nil || meta.Kind != jsonc.Object {
+		meta = jsonc.Value{Kind: jsonc.Object}
+	}
+	s.sessions[info.ID] = &session{info: info, createReq: c.RequestID, meta: meta,
+		producers: map[string]producerCursor{}}
+	return StatusOK
+}
+
+// appendEvent applies the producer rules of spec §7.3 and §7.4 in the
+// order of Decision 4: an exact retry dedupes first, then expected_seq,
+// then producer sequencing.
+func (s *State) appendEvent(a *AppendEvent, commits []Commit) (AppendResult, []Commit) {
+	ss, ok := s.sessions[a.SessionID]
+	if !ok {
+		return AppendResult{Status: StatusSessionNotFound}, commits
+	}
+	last := ss.info.LastSeq
+	cur, known := ss.producers[a.ProducerID]
+	if known && a.ProducerSeq == cur.producerSeq && a.Hash == cur.hash {
+		st := StatusDeduped
+		if a.RequestID != 0 && a.RequestID == cur.requestID {
+			st = StatusOK // our own retry: from the client's view this request wrote it
+		}
+		return AppendResult{Status: st, Seq: cur.sessionSeq, LastSeq: last}, commits
+	}
+	if a.ExpectedSeq != nil && *a.ExpectedSeq != last {
+		return AppendResult{Status: StatusExpectedSeqConflict, LastSeq: last,
+			Expected: *a.ExpectedSeq, Actual: last}, commits
+	}
+	next := uint64(1)
+	if known {
+		if a.ProducerSeq == cur.producerSeq {
+			return AppendResult{Status: StatusProducerReplayConflict, LastSeq: last}, commits
+		}
+		next = cur.producerSeq + 1
+	}
+	if a.ProducerSeq != next {
+		return AppendResult{Status: StatusProducerSeqConflict, LastSeq: last,
+			Expected: next, Actual: a.ProducerSeq}, commits
+	}
+
+	seq := last + 1
+	ev := Event{Seq: seq, JSON: EventJSON(seq, a.Body)}
+	ss.info.LastSeq = seq
+	ss.events = append(ss.events, ev)
+	size := int64(len(ev.JSON) + eventOverhead)
+	ss.hotBytes += size
+	s.hotBytes += size
+	s.hotEvents++
+	s.pending[a.SessionID] = struct{}{}
+	ss.producers[a.ProducerID] = producerCursor{producerSeq: a.ProducerSeq, sessionSeq: seq,
+		hash: a.Hash, requestID: a.RequestID}
+	if len(ss.producers) > MaxProducers {
+		evictProducer(ss.producers)
+	}
+	commits = append(commits, Commit{SessionID: a.SessionID, LastSeq: seq, Event: ev})
+	return AppendResult{Status: StatusOK, Seq: seq, LastSeq: seq}, commits
+}
+
+// evictProducer forgets the producer whose last append is oldest (smallest
+// session seq; ties: the lexicographically larger id).
+func evictProducer(ps map[string]producerCursor) {
+	var victim string
+	var min uint64
+	first := true
+	for id, c := range ps {
+		if first || c.sessionSeq < min || (c.sessionSeq == min && id > victim) {
+			victim, min, first = id, c.sessionSeq, false
+		}
+	}
+	delete(ps, victim)
+}
+
+func (s *State) ackArchived(m ArchiveMark) {
+	ss, ok := s.sessions[m.SessionID]
+	if !ok {
+		return
+	}
+	upto := min(m.Seq, ss.info.LastSeq)
+	if upto <= ss.info.ArchivedSeq {
+		return
+	}
+	drop := int(upto - ss.info.ArchivedSeq)
+	var freed int64
+	for _, ev := range ss.events[:drop] {
+		freed += int64(len(ev.JSON) + eventOverhead)
+	}
+	var rest []Event
+	if drop < len(ss.events) {
+		rest = make([]Event, len(ss.events)-drop)
+		copy(rest, ss.events[drop:])
+	}
+	ss.events = rest
+	ss.info.ArchivedSeq = upto
+	ss.hotBytes -= freed
+	s.hotBytes -= freed
+	s.hotEvents -= int64(drop)
+	if len(rest) == 0 {
+		delete(s.pending, m.SessionID)
+	}
+}
+
+// Session returns a session's info.
+func (s *State) Session(id string) (SessionInfo, bool) {
+	ss, ok := s.sessions[id]
+	if !ok {
+		return SessionInfo{}, false
+	}
+	return ss.info, true
+}
+
+// EventsResult is a read of a session's hot tier.
+type EventsResult struct {
+	Found       bool
+	LastSeq     uint64
+	ArchivedSeq uint64
+	Events      []Event // hot events with seq > after, ascending
+}
+
+// Events returns up to limit hot events of a session with seq > after.
+// Events at or below ArchivedSeq live only in the archive; the caller
+// fetches that part of the range from there.
+func (s *State) Events(id string, after uint64, limit int) EventsResult {
+	ss, ok := s.sessions[id]
+	if !ok {
+		return EventsResult{}
+	}
+	r := EventsResult{Found: true, LastSeq: ss.info.LastSeq, ArchivedSeq: ss.info.ArchivedSeq}
+	start := 0
+	if after > ss.info.ArchivedSeq {
+		start = int(min(after-ss.info.ArchivedSeq, uint64(len(ss.events))))
+	}
+	end := min(len(ss.events), start+limit)
+	if end > start {
+		r.Events = append([]Event(nil), ss.events[start:end]...)
+	}
+	return r
+}
+
+// ListQuery selects sessions for the list route.
+type ListQuery struct {
+	TenantID string            // "" lists every tenant (none mode)
+	OnlyID   string            // non-empty: only this session (session-locked token)
+	After    string            // exclusive lower bound on id; "" = from the start
+	Filters  map[string]string // metadata key → exact string value
+	Limit    int
+}
+
+// List returns up to q.Limit matching sessions in ascending byte-wise id
+// order. Callers merge the lists of several groups.
+func (s *State) List(q ListQuery) []SessionInfo {
+	if q.Limit <= 0 {
+		return nil
+	}
+	if q.OnlyID != "" {
+		ss, ok := s.sessions[q.OnlyID]
+		if !ok || !matches(ss, &q) {
+			return nil
+		}
+		return []SessionInfo{ss.info}
+	}
+	h := &idHeap{}
+	for _, ss := range s.sessions {
+		if !matches(ss, &q) {
+			continue
+		}
+		if h.Len() < q.Limit {
+			heap.Push(h, ss)
+		} else if ss.info.ID < (*h)[0].info.ID {
+			(*h)[0] = ss
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]SessionInfo, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(h).(*session).info
+	}
+	return out
+}
+
+func matches(ss *session, q *ListQuery) bool {
+	if q.After != "" && ss.info.ID <= q.After {
+		return false
+	}
+	if q.TenantID != "" && ss.info.TenantID != q.TenantID {
+		return false
+	}
+	for k, want := range q.Filters {
+		v, ok := ss.meta.Get(k)
+		if !ok || v.Kind != jsonc.String || v.Str != want {
+			return false
+		}
+	}
+	return true
+}
+
+// idHeap is a max-heap on session id: it keeps the smallest ids seen.
+type idHeap []*session
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i].info.ID > h[j].info.ID }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(*session)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// PendingSession is a session's unarchived events, for the archiver.
+type PendingSession struct {
+	SessionID string
+	TenantID  string
+	Events    []Event
+}
+
+// Pending returns, for up to maxSessions sessions with unarchived events
+// (in id order, starting after the id `after` so successive calls cycle
+// fairly), up to maxEvents of their oldest unarchived events.
+func (s *State) Pending(after string, maxSessions, maxEvents int) []PendingSession {
+	ids := make([]string, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	start := sort.SearchStrings(ids, after)
+	if start < len(ids) && ids[start] == after {
+		start++
+	}
+	ids = append(ids[start:], ids[:start]...)
+	if len(ids) > maxSessions {
+		ids = ids[:maxSessions]
+	}
+	out := make([]PendingSession, 0, len(ids))
+	for _, id := range ids {
+		ss := s.sessions[id]
+		n := min(len(ss.events), maxEvents)
+		out = append(out, PendingSession{SessionID: id, TenantID: ss.info.TenantID,
+			Events: append([]Event(nil), ss.events[:n]...)})
+	}
+	return out
+}
+
+// Stats summarises a group for readiness, metrics and ops.
+type Stats struct {
+	Sessions        int
+	PendingSessions int
+	HotEvents       int64
+	HotBytes        int64
+}
+
+// Stats returns the group's counters.
+func (s *State) Stats() Stats {
+	return Stats{Sessions: len(s.sessions), PendingSessions: len(s.pending),
+		HotEvents: s.hotEvents, HotBytes: s.hotBytes}
+}
+
+// Equal reports whether two states hold exactly the same data (tests,
+// fuzzing and replica comparisons).
+func (s *State) Equal(o *State) bool {
+	if len(s.sessions) != len(o.sessions) || s.hotBytes != o.hotBytes || s.hotEvents != o.hotEvents ||
+		len(s.pending) != len(o.pending) {
+		return false
+	}
+	for id, a := range s.sessions {
+		b, ok := o.sessions[id]
+		if !ok || !sessionsEqual(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+func sessionsEqual(a, b *session) bool {
+	ai, bi := a.info, b.info
+	if ai.ID != bi.ID || ai.TenantID != bi.TenantID || !optEqual(ai.Title, bi.Title) ||
+		ai.Creator != bi.Creator || !bytes.Equal(ai.Metadata, bi.Metadata) || ai.CreatedAt != bi.CreatedAt ||
+		ai.LastSeq != bi.LastSeq || ai.ArchivedSeq != bi.ArchivedSeq || a.createReq != b.createReq ||
+		a.hotBytes != b.hotBytes || len(a.events) != len(b.events) || len(a.producers) != len(b.producers) {
+		return false
+	}
+	for i := range a.events {
+		if a.events[i].Seq != b.events[i].Seq || !bytes.Equal(a.events[i].JSON, b.events[i].JSON) {
+			return false
+		}
+	}
+	for id, c := range a.producers {
+		if d, ok := b.producers[id]; !ok || c != d {
+			return false
+		}
+	}
+	return true
+}
+
+func optEqual(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
