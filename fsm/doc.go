@@ -19,7 +19,7 @@
 //
 // StateMachine adapts State to Dragonboat's IConcurrentStateMachine and
 // reports committed events to a Notifier (the cursor fan-out). Neighbours:
-// package data proposes commands and reads state; package edge renders the
+// package dataplane proposes commands and reads state; package edge renders the
 // event bodies commands carry; package archive stores what the archiver
 // takes from Pending.
 package fsm

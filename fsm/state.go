@@ -235,6 +235,7 @@ func (s *State) Session(id string) (SessionInfo, bool) {
 // EventsResult is a read of a session's hot tier.
 type EventsResult struct {
 	Found       bool
+	TenantID    string
 	LastSeq     uint64
 	ArchivedSeq uint64
 	Events      []Event // hot events with seq > after, ascending
@@ -248,7 +249,7 @@ func (s *State) Events(id string, after uint64, limit int) EventsResult {
 	if !ok {
 		return EventsResult{}
 	}
-	r := EventsResult{Found: true, LastSeq: ss.info.LastSeq, ArchivedSeq: ss.info.ArchivedSeq}
+	r := EventsResult{Found: true, TenantID: ss.info.TenantID, LastSeq: ss.info.LastSeq, ArchivedSeq: ss.info.ArchivedSeq}
 	start := 0
 	if after > ss.info.ArchivedSeq {
 		start = int(min(after-ss.info.ArchivedSeq, uint64(len(ss.events))))

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a node, read from the environment
+// (spec §13 and the Decisions of the Go version).
+type Config struct {
+	NodeName   string   // NODE_NAME: name@host; host is what the node binds and advertises
+	HTTPHost   string   // STARCITE_HTTP_HOST
+	Port       int      // PORT
+	RaftPort   int      // STARCITE_RAFT_PORT
+	DistPort   int      // STARCITE_DIST_PORT: Ergo distribution
+	Cookie     string   // STARCITE_COOKIE
+	WriteNodes []string // STARCITE_WRITE_NODE_IDS
+	RF         int      // STARCITE_WRITE_REPLICATION_FACTOR
+	NumGroups  int      // STARCITE_NUM_GROUPS
+	DataDir    string   // STARCITE_RAFT_DATA_DIR
+	RaftRTT    time.Duration
+
+	AuthMode          string // none | jwt
+	AllowInsecureNone bool
+
+	PendingMax         int64 // STARCITE_PENDING_MAX_SIZE
+	SessionTTL         time.Duration
+	SessionTouchOnRead bool
+
+	LogLevel  string
+	LogFormat string
+}
+
+// defaultNodeName is a single node on loopback.
+const defaultNodeName = "starcite@127.0.0.1"
+
+func loadConfig(e *env) (Config, error) {
+	c := Config{
+		NodeName:  e.str("NODE_NAME", defaultNodeName),
+		Port:      e.port("PORT", 4000),
+		RaftPort:  e.port("STARCITE_RAFT_PORT", 7100),
+		DistPort:  e.port("STARCITE_DIST_PORT", 7200),
+		NumGroups: e.posInt("STARCITE_NUM_GROUPS", 256),
+		DataDir:   e.str("STARCITE_RAFT_DATA_DIR", "./data"),
+		RaftRTT:   e.millis("STARCITE_RAFT_RTT_MS", 100*time.Millisecond),
+
+		AllowInsecureNone: e.boolean("STARCITE_ALLOW_INSECURE_NONE", false),
+
+		PendingMax:         e.size("STARCITE_PENDING_MAX_SIZE", 1<<30),
+		SessionTTL:         e.millis("STARCITE_SESSION_STORE_TTL_MS", 6*time.Hour),
+		SessionTouchOnRead: e.boolean("STARCITE_SESSION_STORE_TOUCH_ON_READ", true),
+
+		LogLevel:  strings.ToLower(e.str("STARCITE_LOG_LEVEL", "info")),
+		LogFormat: strings.ToLower(e.str("STARCITE_LOG_FORMAT", "text")),
+	}
+	if e.err != nil {
+		return c, e.err
+	}
+	if err := c.resolve(e); err != nil {
+		return c, err
+	}
+	return c, e.err
+}
+
+// resolve checks the variables that depend on each other and fills in
+// defaults derived from others.
+func (c *Config) resolve(e *env) error {
+	name, host, ok := strings.Cut(c.NodeName, "@")
+	if !ok || name == "" || host == "" || strings.ContainsAny(c.NodeName, " ,") {
+		return fmt.Errorf("NODE_NAME: invalid value %q (expected name@host, e.g. starcite@10.0.0.5)", c.NodeName)
+	}
+
+	c.WriteNodes = e.list("STARCITE_WRITE_NODE_IDS")
+	if len(c.WriteNodes) == 0 {
+		c.WriteNodes = []string{c.NodeName}
+	}
+	for _, n := range c.WriteNodes {
+		if nm, h, ok := strings.Cut(n, "@"); !ok || nm == "" || h == "" {
+			return fmt.Errorf("STARCITE_WRITE_NODE_IDS: invalid node %q (expected name@host)", n)
+		}
+	}
+	if rf, set := e.raw("STARCITE_WRITE_REPLICATION_FACTOR"); set {
+		c.RF = e.posInt("STARCITE_WRITE_REPLICATION_FACTOR", 3)
+		if e.err == nil && c.RF > len(c.WriteNodes) {
+			return fmt.Errorf("STARCITE_WRITE_REPLICATION_FACTOR: %s exceeds the %d write node(s) of STARCITE_WRITE_NODE_IDS", rf, len(c.WriteNodes))
+		}
+	} else {
+		c.RF = min(3, len(c.WriteNodes))
+	}
+
+	c.Cookie = e.str("STARCITE_COOKIE", "")
+	if len(c.WriteNodes) > 1 && c.Cookie == "" {
+		return errors.New("STARCITE_COOKIE: required with more than one write node (it guards the cluster's distribution port)")
+	}
+	c.DataDir = filepath.Clean(c.DataDir)
+
+	mode := strings.ToLower(e.str("STARCITE_AUTH_MODE", "jwt"))
+	switch mode {
+	case "none", "jwt":
+		c.AuthMode = mode
+	default:
+		return fmt.Errorf("STARCITE_AUTH_MODE: invalid value %q (expected jwt or none)", mode)
+	}
+	if c.AuthMode == "jwt" {
+		return errors.New("STARCITE_AUTH_MODE: jwt is not available in this build yet; set STARCITE_AUTH_MODE=none")
+	}
+
+	// none mode serves every tenant's data without a token: bind loopback
+	// unless the operator explicitly accepts the risk (Decision 12).
+	httpHost, hostSet := e.raw("STARCITE_HTTP_HOST")
+	switch {
+	case !hostSet && c.AuthMode == "none" && !c.AllowInsecureNone:
+		c.HTTPHost = "127.0.0.1"
+	case !hostSet:
+		c.HTTPHost = "0.0.0.0"
+	default:
+		c.HTTPHost = httpHost
+	}
+	if c.AuthMode == "none" && !c.AllowInsecureNone && !isLoopback(c.HTTPHost) {
+		return fmt.Errorf("STARCITE_HTTP_HOST: %q is not a loopback address and STARCITE_AUTH_MODE=none would serve it without authentication; set STARCITE_ALLOW_INSECURE_NONE=true to force it", c.HTTPHost)
+	}
+
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("STARCITE_LOG_LEVEL: invalid value %q (expected debug, info, warn or error)", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("STARCITE_LOG_FORMAT: invalid value %q (expected text or json)", c.LogFormat)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// NodeHost is the host part of the node name.
+func (c *Config) NodeHost() string {
+	_, host, _ := strings.Cut(c.NodeName, "@")
+	return host
+}
+
+// WriteNode reports whether this node is a write node.
+func (c *Config) WriteNode() bool {
+	for _, n := range c.WriteNodes {
+		if n == c.NodeName {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// env reads configuration variables. The first invalid value is kept in
+// err so boot can stop with one line naming the variable (spec §13).
+type env struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func newEnv() *env { return &env{lookup: os.LookupEnv} }
+
+func (e *env) fail(name, value, want string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%s: invalid value %q (%s)", name, value, want)
+	}
+}
+
+// raw returns the trimmed value of a variable; blank counts as unset.
+func (e *env) raw(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (e *env) str(name, def string) string {
+	if v, ok := e.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+// posInt reads a positive integer.
+func (e *env) posInt(name string, def int) int {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		e.fail(name, v, "expected a positive integer")
+		return def
+	}
+	return n
+}
+
+// nonNegInt reads an integer >= 0.
+func (e *env) nonNegInt(name string, def int) int {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.fail(name, v, "expected an integer >= 0")
+		return def
+	}
+	return n
+}
+
+func (e *env) port(name string, def int) int {
+	p := e.posInt(name, def)
+	if p > 65535 {
+		e.fail(name, strconv.Itoa(p), "expected a port number 1..65535")
+		return def
+	}
+	return p
+}
+
+// millis reads a positive number of milliseconds.
+func (e *env) millis(name string, def time.Duration) time.Duration {
+	return time.Duration(e.posInt(name, int(def/time.Millisecond))) * time.Millisecond
+}
+
+// boolean reads 1/true/yes/on or 0/false/no/off, any case.
+func (e *env) boolean(name string, def bool) bool {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	e.fail(name, v, "expected one of 1, true, yes, on, 0, false, no, off")
+	return def
+}
+
+func (e *env) float(name string, def, lo, hi float64) float64 {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		e.fail(name, v, fmt.Sprintf("expected a number between %g and %g", lo, hi))
+		return def
+	}
+	return f
+}
+
+// size reads a byte size: digits and an optional unit (B, K, KB, KiB, M,
+// MB, MiB, G, GB, GiB, T, TB, TiB; 1024-based, any case). No unit means
+// MiB; zero is invalid (spec §13).
+func (e *env) size(name string, def int64) int64 {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		e.fail(name, v, "expected a size such as 512M, 2G or 1024KiB")
+		return def
+	}
+	return n
+}
+
+func parseSize(v string) (int64, error) {
+	i := 0
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	var shift uint
+	switch strings.ToLower(strings.TrimSpace(v[i:])) {
+	case "b":
+		shift = 0
+	case "k", "kb", "kib":
+		shift = 10
+	case "", "m", "mb", "mib":
+		shift = 20
+	case "g", "gb", "gib":
+		shift = 30
+	case "t", "tb", "tib":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("bad size unit in %q", v)
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("size %q too large", v)
+	}
+	return n << shift, nil
+}
+
+// list reads a comma-separated list: items trimmed, blanks dropped,
+// duplicates removed, order kept.
+func (e *env) list(name string) []string {
+	v, ok := e.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item != "" && !seen[item] {
+			seen[item] = true
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"ergo.services/ergo"
+	"ergo.services/ergo/gen"
+
+	"starcite/actors"
+	"starcite/dataplane"
+	"starcite/edge"
+	"starcite/sup"
+)
+
+// runServer boots a node and blocks until it stops: open the Raft node
+// host, build the data plane and the HTTP edge, then start the Ergo node
+// whose application supervises every actor.
+func runServer(cfg Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("STARCITE_RAFT_DATA_DIR: %w", err)
+	}
+	cookie, err := nodeCookie(cfg)
+	if err != nil {
+		return err
+	}
+	placement, err := dataplane.NewPlacement(cfg.WriteNodes, cfg.NumGroups, cfg.RF)
+	if err != nil {
+		return err
+	}
+
+	// Dragonboat reports leader changes from its own goroutine, possibly
+	// before the Ergo node exists; such early events are dropped (the raft
+	// actor probes leaders itself once it runs).
+	var node atomic.Pointer[gen.Node]
+	raft, err := dataplane.OpenRaft(dataplane.RaftConfig{
+		Dir:       filepath.Join(cfg.DataDir, "raft"),
+		Self:      cfg.NodeName,
+		RaftPort:  cfg.RaftPort,
+		RTT:       cfg.RaftRTT,
+		Placement: placement,
+		OnLeader: func(group int, leader, term uint64) {
+			if n := node.Load(); n != nil {
+				(*n).Send(actors.RaftName, actors.LeaderChanged{Group: group, Leader: leader, Term: term})
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer raft.Close()
+
+	plane := dataplane.NewPlane(raft, dataplane.PlaneConfig{
+		ProposeTimeout:     2 * time.Second,
+		PendingMax:         cfg.PendingMax,
+		SessionTTL:         cfg.SessionTTL,
+		SessionTouchOnRead: cfg.SessionTouchOnRead,
+	})
+	api := edge.NewServer(edge.Config{WriteNode: cfg.WriteNode()}, plane, edge.NoAuth{}, log.With("component", "http"))
+
+	var opts gen.NodeOptions
+	// The core otherwise sends anonymous usage reports (notes/ergo.md §1.1).
+	opts.Env = map[gen.Env]any{"disable_metrics": true}
+	opts.Network.Cookie = cookie
+	opts.Network.Registrar = staticRegistrar{}
+	opts.Network.Acceptors = []gen.AcceptorOptions{{
+		Host: cfg.NodeHost(), Port: uint16(cfg.DistPort), PortRange: uint16(cfg.DistPort),
+	}}
+	opts.Log.Level = gen.LogLevelInfo
+	opts.Log.DefaultLogger.Disable = true
+	opts.Log.Loggers = []gen.Logger{{Name: "slog", Logger: ergoLogger{log}}}
+	opts.ShutdownTimeout = 30 * time.Second
+	opts.Applications = []gen.ApplicationBehavior{sup.NewApp(sup.Deps{
+		Raft:     raft,
+		Plane:    plane,
+		HTTP:     api.HTTPServer(),
+		HTTPAddr: net.JoinHostPort(cfg.HTTPHost, strconv.Itoa(cfg.Port)),
+	})}
+
+	log.Info("starting", "node", cfg.NodeName, "write_nodes", strings.Join(cfg.WriteNodes, ","),
+		"groups", cfg.NumGroups, "replication_factor", cfg.RF, "local_groups", len(raft.LocalGroups()),
+		"data_dir", cfg.DataDir, "auth", cfg.AuthMode)
+	n, err := ergo.StartNode(gen.Atom(cfg.NodeName), opts)
+	if err != nil {
+		return fmt.Errorf("start node %s: %w", cfg.NodeName, err)
+	}
+	node.Store(&n)
+	n.Wait()
+	log.Info("stopped", "node", cfg.NodeName)
+	return nil
+}
+
+// nodeCookie returns the distribution cookie: STARCITE_COOKIE, or for a
+// single node a random one kept in <data dir>/cookie (like Erlang's
+// .erlang.cookie) so that `starcite ops` on the same machine can read it.
+func nodeCookie(cfg Config) (string, error) {
+	if cfg.Cookie != "" {
+		return cfg.Cookie, nil
+	}
+	path := filepath.Join(cfg.DataDir, "cookie")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read cookie file: %w", err)
+	}
+	var raw [24]byte
+	rand.Read(raw[:])
+	cookie := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(cookie+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write cookie file: %w", err)
+	}
+	return cookie, nil
+}

@@ -1,0 +1,331 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/maypok86/otter/v2"
+
+	"starcite/fsm"
+)
+
+// ColdStore is what the read path needs from the archive: the events a
+// session's hot tier has already evicted.
+type ColdStore interface {
+	ReadEvents(ctx context.Context, sessionID, tenantID string, from, to uint64) ([]fsm.Event, error)
+}
+
+// PlaneConfig tunes the write and read paths.
+type PlaneConfig struct {
+	// ProposeTimeout bounds one consensus attempt (spec §10.4: 2 s). A
+	// timed-out proposal is retried once; temporary errors (no leader yet)
+	// are retried with backoff for at most this long.
+	ProposeTimeout time.Duration
+	// PendingMax is the hot-tier budget of this node (Decision 18).
+	PendingMax int64
+	// SessionTTL is how long an unused session stays in the session cache.
+	SessionTTL time.Duration
+	// SessionTouchOnRead extends the TTL on every hit.
+	SessionTouchOnRead bool
+	// Cold serves events the hot tier has evicted; nil before the archive exists.
+	Cold ColdStore
+}
+
+// Plane is the write and read path of this node.
+type Plane struct {
+	raft      *Raft
+	placement *Placement
+	cfg       PlaneConfig
+	// sessions caches the immutable part of session records (id, tenant,
+	// creator, title, metadata, created_at) for authorization lookups.
+	sessions *otter.Cache[string, fsm.SessionInfo]
+	routes   atomic.Pointer[Routes]
+}
+
+// NewPlane returns the data plane over the local replicas.
+func NewPlane(r *Raft, cfg PlaneConfig) *Plane {
+	expiry := otter.ExpiryWriting[string, fsm.SessionInfo](cfg.SessionTTL)
+	if cfg.SessionTouchOnRead {
+		expiry = otter.ExpiryAccessing[string, fsm.SessionInfo](cfg.SessionTTL)
+	}
+	return &Plane{raft: r, placement: r.cfg.Placement, cfg: cfg,
+		sessions: otter.Must(&otter.Options[string, fsm.SessionInfo]{
+			MaximumWeight:    256 << 20,
+			Weigher:          func(id string, s fsm.SessionInfo) uint32 { return uint32(min(sessionSize(&s), 1<<31)) },
+			ExpiryCalculator: expiry,
+		})}
+}
+
+func sessionSize(s *fsm.SessionInfo) int {
+	n := 96 + 2*len(s.ID) + len(s.TenantID) + len(s.Metadata) + len(s.Creator.ID) + len(s.Creator.TenantID)
+	if s.Title != nil {
+		n += len(*s.Title)
+	}
+	return n
+}
+
+// Raft returns the local replicas.
+func (p *Plane) Raft() *Raft { return p.raft }
+
+// Placement returns the session → group → replicas map.
+func (p *Plane) Placement() *Placement { return p.placement }
+
+// Create commits a new session. ErrSessionExists when the id is taken.
+func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
+	group := p.placement.Group(c.Session.ID)
+	res, err := p.propose(ctx, group, fsm.EncodeCreateSession(c))
+	if err != nil {
+		return fmt.Errorf("create session %q: %w", c.Session.ID, err)
+	}
+	switch fsm.Status(res.Value) {
+	case fsm.StatusOK:
+		info := c.Session
+		p.cacheSession(info)
+		return nil
+	case fsm.StatusSessionExists:
+		return ErrSessionExists
+	default:
+		return fmt.Errorf("create session %q: %w: %v", c.Session.ID, ErrInternal, fsm.Status(res.Value))
+	}
+}
+
+// Append commits one event and returns its outcome. Conflicts come back as
+// the errors of errors.go; a deduped retry is a result, not an error.
+func (p *Plane) Append(ctx context.Context, a *fsm.AppendEvent) (fsm.AppendResult, error) {
+	if p.cfg.PendingMax > 0 && p.raft.HotBytes() >= p.cfg.PendingMax {
+		return fsm.AppendResult{}, ErrBacklog
+	}
+	group := p.placement.Group(a.SessionID)
+	res, err := p.propose(ctx, group, fsm.EncodeAppendEvent(a))
+	if err != nil {
+		return fsm.AppendResult{}, fmt.Errorf("append to %q: %w", a.SessionID, err)
+	}
+	rs, err := fsm.DecodeAppendResults(res.Data)
+	if err != nil || len(rs) != 1 {
+		return fsm.AppendResult{}, fmt.Errorf("append to %q: %w: %v", a.SessionID, ErrInternal, err)
+	}
+	r := rs[0]
+	switch r.Status {
+	case fsm.StatusOK, fsm.StatusDeduped:
+		return r, nil
+	case fsm.StatusSessionNotFound:
+		return r, ErrSessionNotFound
+	case fsm.StatusExpectedSeqConflict:
+		return r, &ExpectedSeqConflictError{Expected: r.Expected, Current: r.Actual}
+	case fsm.StatusProducerSeqConflict:
+		return r, &ProducerSeqConflictError{ProducerID: a.ProducerID, Expected: r.Expected, Got: r.Actual}
+	case fsm.StatusProducerReplayConflict:
+		return r, ErrProducerReplayConflict
+	default:
+		return r, fmt.Errorf("append to %q: %w: %v", a.SessionID, ErrInternal, r.Status)
+	}
+}
+
+// propose commits cmd in group: one attempt of ProposeTimeout, a second
+// after a timeout (safe: every command is idempotent under retry, see
+// package fsm), and backoff retries while the group has no leader.
+func (p *Plane) propose(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
+	if !p.raft.IsLocal(group) {
+		return sm.Result{}, ErrUnavailable
+	}
+	giveUp := time.Now().Add(p.cfg.ProposeTimeout)
+	backoff := 5 * time.Millisecond
+	timeouts := 0
+	for {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.ProposeTimeout)
+		res, err := p.raft.Propose(actx, group, cmd)
+		cancel()
+		switch {
+		case err == nil:
+			return res, nil
+		case ctx.Err() != nil:
+			return sm.Result{}, ErrTimeout
+		case errors.Is(err, dragonboat.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			if timeouts++; timeouts >= 2 {
+				return sm.Result{}, ErrTimeout
+			}
+		case isTemporary(err):
+			if time.Now().Add(backoff).After(giveUp) {
+				return sm.Result{}, ErrUnavailable
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return sm.Result{}, ErrTimeout
+			}
+			backoff = min(2*backoff, 100*time.Millisecond)
+		case errors.Is(err, dragonboat.ErrClosed):
+			return sm.Result{}, ErrUnavailable
+		default:
+			return sm.Result{}, fmt.Errorf("%w: %v", ErrInternal, err)
+		}
+	}
+}
+
+// Session returns the immutable part of a session (LastSeq and
+// ArchivedSeq are zero): what authorization needs. Served from the session
+// cache; a miss reads the local replica, then confirms an absence with a
+// linearizable read so a session created a moment ago elsewhere is found.
+func (p *Plane) Session(ctx context.Context, id string) (fsm.SessionInfo, error) {
+	if s, ok := p.sessions.GetIfPresent(id); ok {
+		return s, nil
+	}
+	s, err := p.readSession(ctx, id, false)
+	if errors.Is(err, ErrSessionNotFound) {
+		s, err = p.readSession(ctx, id, true)
+	}
+	if err != nil {
+		return fsm.SessionInfo{}, err
+	}
+	return p.cacheSession(s), nil
+}
+
+func (p *Plane) cacheSession(s fsm.SessionInfo) fsm.SessionInfo {
+	s.LastSeq, s.ArchivedSeq = 0, 0
+	p.sessions.Set(s.ID, s)
+	return s
+}
+
+// SessionState returns a session with its current last_seq and
+// archived_seq, as of a linearizable read.
+func (p *Plane) SessionState(ctx context.Context, id string) (fsm.SessionInfo, error) {
+	return p.readSession(ctx, id, true)
+}
+
+func (p *Plane) readSession(ctx context.Context, id string, linearizable bool) (fsm.SessionInfo, error) {
+	type found struct {
+		s  fsm.SessionInfo
+		ok bool
+	}
+	v, err := p.read(ctx, p.placement.Group(id), linearizable, func(st *fsm.State) any {
+		s, ok := st.Session(id)
+		return found{s, ok}
+	})
+	if err != nil {
+		return fsm.SessionInfo{}, fmt.Errorf("read session %q: %w", id, err)
+	}
+	f := v.(found)
+	if !f.ok {
+		return fsm.SessionInfo{}, ErrSessionNotFound
+	}
+	return f.s, nil
+}
+
+// read runs q on the local replica of group.
+func (p *Plane) read(ctx context.Context, group int, linearizable bool, q fsm.Query) (any, error) {
+	if !p.raft.IsLocal(group) {
+		return nil, ErrUnavailable
+	}
+	if !linearizable {
+		v, err := p.raft.StaleRead(group, q)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return v, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.ProposeTimeout)
+	defer cancel()
+	v, err := p.raft.SyncRead(rctx, group, q)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, dragonboat.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return nil, ErrTimeout
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+}
+
+// Page is a contiguous run of a session's events.
+type Page struct {
+	Events      []fsm.Event // seqs after+1, after+2, ... (possibly empty)
+	TenantID    string
+	LastSeq     uint64
+	ArchivedSeq uint64
+}
+
+// Events returns up to limit events with seq > after, gap-free from
+// after+1, merging the archive and the hot tier (spec §9). When the range
+// starts below what the hot tier holds and the archive cannot supply it,
+// the answer is ErrReplayGap, never a page that silently skips events.
+func (p *Plane) Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (Page, error) {
+	v, err := p.read(ctx, p.placement.Group(id), linearizable, func(st *fsm.State) any {
+		return st.Events(id, after, limit)
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("read events of %q: %w", id, err)
+	}
+	hot := v.(fsm.EventsResult)
+	if !hot.Found {
+		return Page{}, ErrSessionNotFound
+	}
+	page := Page{Events: hot.Events, TenantID: hot.TenantID, LastSeq: hot.LastSeq, ArchivedSeq: hot.ArchivedSeq}
+	if after >= hot.ArchivedSeq {
+		return page, nil
+	}
+	to := min(hot.ArchivedSeq, after+uint64(limit))
+	if p.cfg.Cold == nil {
+		return Page{}, fmt.Errorf("events %d..%d of %q are archived and no archive is configured: %w", after+1, to, id, ErrReplayGap)
+	}
+	cold, err := p.cfg.Cold.ReadEvents(ctx, id, hot.TenantID, after+1, to)
+	if err != nil {
+		return Page{}, fmt.Errorf("archive read of %q %d..%d: %v: %w", id, after+1, to, err, ErrReplayGap)
+	}
+	page.Events = mergeEvents(cold, hot.Events, after, limit)
+	if len(page.Events) == 0 || page.Events[0].Seq != after+1 {
+		return Page{}, fmt.Errorf("archive lacks events of %q from %d: %w", id, after+1, ErrReplayGap)
+	}
+	return page, nil
+}
+
+// mergeEvents merges two ascending runs, drops duplicate seqs, and keeps
+// the contiguous prefix starting at after+1 (at most limit events).
+func mergeEvents(a, b []fsm.Event, after uint64, limit int) []fsm.Event {
+	all := make([]fsm.Event, 0, len(a)+len(b))
+	all = append(all, a...)
+	all = append(all, b...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
+	out := all[:0]
+	next := after + 1
+	for _, ev := range all {
+		if ev.Seq < next {
+			continue // duplicate
+		}
+		if ev.Seq > next || len(out) == limit {
+			break // a gap ends the contiguous run
+		}
+		out = append(out, ev)
+		next++
+	}
+	return out
+}
+
+// List returns up to q.Limit sessions matching q in id order, merged from
+// every group.
+func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, error) {
+	groups := p.raft.LocalGroups()
+	if q.OnlyID != "" {
+		groups = []int{p.placement.Group(q.OnlyID)}
+	} else if len(groups) < p.placement.Groups() {
+		return nil, fmt.Errorf("list sessions: %w: this node holds %d of %d groups", ErrUnavailable, len(groups), p.placement.Groups())
+	}
+	var all []fsm.SessionInfo
+	for _, g := range groups {
+		v, err := p.read(ctx, g, false, func(st *fsm.State) any { return st.List(q) })
+		if err != nil {
+			return nil, fmt.Errorf("list sessions of group %d: %w", g, err)
+		}
+		all = append(all, v.([]fsm.SessionInfo)...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	if len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	return all, nil
+}

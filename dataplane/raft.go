@@ -1,0 +1,289 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/logger"
+	"github.com/lni/dragonboat/v4/raftio"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"starcite/fsm"
+)
+
+// deploymentID keeps Starcite NodeHosts from talking to unrelated
+// Dragonboat deployments on the same network. It can never change.
+const deploymentID = 0x53544331 // "STC1"
+
+// Engine and LogDB shard counts are Dragonboat "hard settings": fixed for
+// the life of a data directory. Four of each measured best on small
+// machines (notes/dragonboat.md §7); they are constants so no
+// configuration change can make an existing data dir unopenable.
+const (
+	engineShards = 4
+	logDBShards  = 4
+)
+
+// RaftConfig configures this node's NodeHost and replicas.
+type RaftConfig struct {
+	Dir       string // NodeHost directory: Raft log, snapshots, identity
+	Self      string // this node's name
+	RaftPort  int
+	RTT       time.Duration // Dragonboat's logical tick; elections take 10-20 of them
+	Placement *Placement
+	Notifier  fsm.Notifier
+	// OnLeader hears every leader change of a local replica. It runs on
+	// Dragonboat's event goroutine: it must only record or send and return.
+	OnLeader func(group int, leader uint64, term uint64)
+}
+
+// Raft is this node's Dragonboat NodeHost and the replicas it runs.
+type Raft struct {
+	nh     *dragonboat.NodeHost
+	cfg    RaftConfig
+	local  []int
+	hot    atomic.Int64 // hot-tier bytes over all local replicas
+	closed atomic.Bool
+
+	started atomic.Bool               // every local replica was started once
+	probe   atomic.Pointer[Readiness] // the last probe
+}
+
+// OpenRaft opens (or creates) the NodeHost in cfg.Dir. Replicas are
+// started separately with StartGroup.
+func OpenRaft(cfg RaftConfig) (*Raft, error) {
+	quietDragonboat()
+	r := &Raft{cfg: cfg, local: cfg.Placement.LocalGroups(cfg.Self)}
+	ldb := config.GetSmallMemLogDBConfig()
+	ldb.Shards = logDBShards
+	eng := config.GetDefaultEngineConfig()
+	eng.ExecShards, eng.CommitShards, eng.ApplyShards = engineShards, engineShards, engineShards
+	eng.SnapshotShards, eng.CloseShards = engineShards, engineShards
+	addr := RaftAddress(cfg.Self, cfg.RaftPort)
+	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
+		NodeHostDir:       cfg.Dir,
+		RaftAddress:       addr,
+		RTTMillisecond:    uint64(max(cfg.RTT.Milliseconds(), 1)),
+		DeploymentID:      deploymentID,
+		RaftEventListener: leaderListener{r},
+		Expert:            config.ExpertConfig{LogDB: ldb, Engine: eng},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft node host at %s (%s): %w", cfg.Dir, addr, err)
+	}
+	r.nh = nh
+	return r, nil
+}
+
+type leaderListener struct{ r *Raft }
+
+func (l leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
+	if l.r.cfg.OnLeader != nil && info.ShardID > 0 {
+		l.r.cfg.OnLeader(int(info.ShardID-1), info.LeaderID, info.Term)
+	}
+}
+
+// shardID is the Dragonboat shard of a group (shard 0 is avoided).
+func shardID(group int) uint64 { return uint64(group) + 1 }
+
+// LocalGroups are the groups this node holds a replica of.
+func (r *Raft) LocalGroups() []int { return r.local }
+
+// IsLocal reports whether this node holds a replica of group.
+func (r *Raft) IsLocal(group int) bool { return r.cfg.Placement.Holds(r.cfg.Self, group) }
+
+// StartGroup starts this node's replica of group: a fresh bootstrap with
+// the static membership, or a restart from the data on disk. Starting a
+// running replica is not an error.
+func (r *Raft) StartGroup(group int) error {
+	p := r.cfg.Placement
+	self := p.ReplicaID(r.cfg.Self)
+	members := map[uint64]dragonboat.Target{}
+	for _, n := range p.Replicas(group) {
+		members[p.ReplicaID(n)] = RaftAddress(n, r.cfg.RaftPort)
+	}
+	sid := shardID(group)
+	if r.nh.HasNodeInfo(sid, self) {
+		members = nil // restart: membership comes from the log
+	}
+	err := r.nh.StartConcurrentReplica(members, false,
+		fsm.Factory(func(s uint64) uint64 { return s - 1 }, r.cfg.Notifier, &r.hot), config.Config{
+			ShardID:             sid,
+			ReplicaID:           self,
+			ElectionRTT:         10,
+			HeartbeatRTT:        1,
+			CheckQuorum:         true,
+			SnapshotEntries:     2048,
+			CompactionOverhead:  512,
+			OrderedConfigChange: true,
+		})
+	if errors.Is(err, dragonboat.ErrShardAlreadyExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("start group %d: %w", group, err)
+	}
+	return nil
+}
+
+// StartGroups starts every local replica, a few at a time.
+func (r *Raft) StartGroups() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.local))
+	sem := make(chan struct{}, 32)
+	for i, g := range r.local {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			errs[i] = r.StartGroup(g)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Propose makes one attempt at committing cmd in group through the local
+// replica and returns the state machine's result.
+func (r *Raft) Propose(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
+	return r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(shardID(group)), cmd)
+}
+
+// StaleRead runs q on the local replica without a round trip: it sees
+// everything this replica has applied.
+func (r *Raft) StaleRead(group int, q fsm.Query) (any, error) {
+	return r.nh.StaleRead(shardID(group), q)
+}
+
+// SyncRead runs q after a ReadIndex round trip: it sees every write
+// acknowledged before the call.
+func (r *Raft) SyncRead(ctx context.Context, group int, q fsm.Query) (any, error) {
+	return r.nh.SyncRead(ctx, shardID(group), q)
+}
+
+// Leader returns the leader this replica knows for group.
+func (r *Raft) Leader(group int) (node string, term uint64, ok bool) {
+	id, term, valid, err := r.nh.GetLeaderID(shardID(group))
+	if err != nil || !valid {
+		return "", term, false
+	}
+	node, ok = r.cfg.Placement.NodeOf(id)
+	return node, term, ok
+}
+
+// HotBytes is the size of the hot tier over all local replicas.
+func (r *Raft) HotBytes() int64 { return r.hot.Load() }
+
+// Probe is a readiness check of the local replicas.
+type Probe struct {
+	Ready         bool
+	CheckedGroups int
+	FailingGroup  int // -1 when none
+	Result        string
+}
+
+// Probe checks that every local group has a known leader.
+func (r *Raft) Probe() Probe {
+	for i, g := range r.local {
+		if _, _, ok := r.Leader(g); !ok {
+			res := "leader_unknown"
+			if _, err := r.nh.GetNodeUser(shardID(g)); err != nil {
+				res = "local_group_down"
+			}
+			return Probe{CheckedGroups: i, FailingGroup: g, Result: res}
+		}
+	}
+	return Probe{Ready: true, CheckedGroups: len(r.local), FailingGroup: -1, Result: "ok"}
+}
+
+// MarkStarted records that bootstrap started every local replica.
+func (r *Raft) MarkStarted() { r.started.Store(true) }
+
+// Readiness is the consensus readiness of this node.
+type Readiness struct {
+	Started bool // bootstrap has started every local replica
+	Probe   Probe
+	At      time.Time // when Probe ran
+}
+
+// Readiness returns the last probe when it is younger than maxAge, else
+// runs a fresh one (cheap: one leader lookup per local group).
+func (r *Raft) Readiness(maxAge time.Duration) Readiness {
+	if !r.started.Load() {
+		return Readiness{Probe: Probe{FailingGroup: -1, Result: "startup_sync"}}
+	}
+	if last := r.probe.Load(); last != nil && time.Since(last.At) < maxAge {
+		return *last
+	}
+	rd := &Readiness{Started: true, Probe: r.Probe(), At: time.Now()}
+	r.probe.Store(rd)
+	return *rd
+}
+
+// InvalidateReadiness drops the cached probe (a leader changed).
+func (r *Raft) InvalidateReadiness() { r.probe.Store(nil) }
+
+// Close stops every replica and the NodeHost.
+func (r *Raft) Close() {
+	if r.closed.CompareAndSwap(false, true) {
+		r.nh.Close()
+	}
+}
+
+// isTemporary reports errors after which a proposal may be retried at
+// once: no leader yet, queues full, replica restarting.
+func isTemporary(err error) bool {
+	return errors.Is(err, dragonboat.ErrShardNotReady) || errors.Is(err, dragonboat.ErrSystemBusy) ||
+		errors.Is(err, dragonboat.ErrShardNotInitialized) || errors.Is(err, dragonboat.ErrShardNotFound) ||
+		errors.Is(err, dragonboat.ErrShardClosed) || errors.Is(err, dragonboat.ErrAborted)
+}
+
+var quietOnce sync.Once
+
+// quietDragonboat routes Dragonboat's logs to slog and keeps only errors:
+// elections and dropped proposals are logged at WARNING and flood the log
+// during every failover (notes/dragonboat.md §9).
+func quietDragonboat() {
+	quietOnce.Do(func() {
+		logger.SetLoggerFactory(func(pkg string) logger.ILogger {
+			l := &slogLogger{pkg: pkg}
+			l.level.Store(int32(logger.ERROR))
+			return l
+		})
+		for _, p := range []string{"dragonboat", "raft", "rsm", "transport", "logdb", "raftpb",
+			"config", "settings", "pebblekv", "tan", "registry", "gossip", "grpc", "server"} {
+			logger.GetLogger(p).SetLevel(logger.ERROR)
+		}
+	})
+}
+
+type slogLogger struct {
+	pkg   string
+	level atomic.Int32
+}
+
+func (l *slogLogger) SetLevel(v logger.LogLevel) { l.level.Store(int32(v)) }
+
+func (l *slogLogger) log(v logger.LogLevel, lvl slog.Level, format string, args []any) {
+	if int32(v) <= l.level.Load() {
+		slog.Log(context.Background(), lvl, fmt.Sprintf(format, args...), "component", "raft/"+l.pkg)
+	}
+}
+
+func (l *slogLogger) Debugf(f string, a ...any)   { l.log(logger.DEBUG, slog.LevelDebug, f, a) }
+func (l *slogLogger) Infof(f string, a ...any)    { l.log(logger.INFO, slog.LevelInfo, f, a) }
+func (l *slogLogger) Warningf(f string, a ...any) { l.log(logger.WARNING, slog.LevelWarn, f, a) }
+func (l *slogLogger) Errorf(f string, a ...any)   { l.log(logger.ERROR, slog.LevelError, f, a) }
+func (l *slogLogger) Panicf(f string, a ...any) {
+	msg := fmt.Sprintf(f, a...)
+	slog.Error(msg, "component", "raft/"+l.pkg)
+	panic(msg)
+}

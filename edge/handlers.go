@@ -1,0 +1,311 @@
+package edge
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"starcite/fsm"
+)
+
+// requestTimeout bounds the data-plane work of one request. The write path
+// keeps its own, shorter per-attempt timeouts (spec §10.4); this is the
+// outer limit so nothing waits forever.
+const requestTimeout = 10 * time.Second
+
+func requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), requestTimeout)
+}
+
+// create: POST /v1/sessions, checks in the order of spec §4.1.
+func (s *Server) create(ctx *fasthttp.RequestCtx) {
+	p, aerr := s.auth.Authenticate(ctx)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if !p.Has(ScopeCreate) {
+		writeError(ctx, errForbiddenScope)
+		return
+	}
+	if !contentTypeOK(ctx.Request.Header.ContentType()) {
+		writeError(ctx, errUnsupportedMediaType)
+		return
+	}
+	body, aerr := decodeCreateBody(ctx.PostBody())
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if body.badID {
+		writeError(ctx, errInvalidEvent)
+		return
+	}
+	var id string
+	switch {
+	case body.ID != nil && !p.AllowsSession(*body.ID):
+		writeError(ctx, errForbiddenSession)
+		return
+	case body.ID != nil:
+		id = *body.ID
+	case p.SessionID != "":
+		id = p.SessionID // a session-locked token creates its own session
+	default:
+		id = newSessionID()
+	}
+	if body.badTitle {
+		writeError(ctx, errInvalidEvent)
+		return
+	}
+	if body.badMetadata {
+		writeError(ctx, errInvalidMetadata)
+		return
+	}
+	info := fsm.SessionInfo{ID: id, TenantID: p.TenantID, Title: body.Title,
+		Creator: fsm.Principal{TenantID: p.TenantID, ID: p.ID, Type: p.Type}, Metadata: body.Metadata,
+		CreatedAt: nowMicro()}
+	rctx, cancel := requestContext()
+	defer cancel()
+	if err := s.plane.Create(rctx, &fsm.CreateSession{RequestID: requestID(), Session: info}); err != nil {
+		writeError(ctx, s.dataError(ctx, err))
+		return
+	}
+	if s.cfg.Catalogue != nil {
+		s.cfg.Catalogue(info)
+	}
+	writeJSON(ctx, fasthttp.StatusCreated, appendCreated(make([]byte, 0, 256+len(info.Metadata)), &info))
+}
+
+// list: GET /v1/sessions. Query validation comes before the scope check
+// (spec §4.1).
+func (s *Server) list(ctx *fasthttp.RequestCtx) {
+	p, aerr := s.auth.Authenticate(ctx)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	q, aerr := parseListQuery(ctx.URI().QueryString())
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if !p.Has(ScopeRead) {
+		writeError(ctx, errForbiddenScope)
+		return
+	}
+	lq := fsm.ListQuery{Filters: q.filters, Limit: q.limit + 1}
+	if q.cursor != nil {
+		lq.After = *q.cursor
+	}
+	if !p.open {
+		lq.TenantID = p.TenantID
+		lq.OnlyID = p.SessionID
+	}
+	rctx, cancel := requestContext()
+	defer cancel()
+	sessions, err := s.plane.List(rctx, lq)
+	if err != nil {
+		s.log.Warn("list sessions failed", "err", err)
+		writeError(ctx, errArchiveReadUnavailable)
+		return
+	}
+	more := len(sessions) > q.limit
+	if more {
+		sessions = sessions[:q.limit]
+	}
+	b := make([]byte, 0, 64+200*len(sessions))
+	b = append(b, `{"sessions":[`...)
+	for i := range sessions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendListItem(b, &sessions[i], false)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if more {
+		b = appendOptString(b, &sessions[len(sessions)-1].ID)
+	} else {
+		b = append(b, "null"...)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, append(b, '}'))
+}
+
+// authorizeSession runs the session checks shared by append, tail and the
+// read routes, in the order of spec §4.1: session lock, lookup, scope,
+// tenant. A session of another tenant is 403 only once the scope matches.
+func (s *Server) authorizeSession(ctx *fasthttp.RequestCtx, p *Principal, id string, scope Scope) (fsm.SessionInfo, *apiError) {
+	if !p.AllowsSession(id) {
+		return fsm.SessionInfo{}, errForbiddenSession
+	}
+	rctx, cancel := requestContext()
+	defer cancel()
+	info, err := s.plane.Session(rctx, id)
+	if err != nil {
+		return fsm.SessionInfo{}, s.dataError(ctx, err)
+	}
+	if !p.Has(scope) {
+		return fsm.SessionInfo{}, errForbiddenScope
+	}
+	if !p.AllowsTenant(info.TenantID) {
+		return fsm.SessionInfo{}, errForbiddenTenant
+	}
+	return info, nil
+}
+
+// append: POST /v1/sessions/{id}/append.
+func (s *Server) append(ctx *fasthttp.RequestCtx, id string) {
+	p, aerr := s.auth.Authenticate(ctx)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	info, aerr := s.authorizeSession(ctx, &p, id, ScopeAppend)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if !contentTypeOK(ctx.Request.Header.ContentType()) {
+		writeError(ctx, errUnsupportedMediaType)
+		return
+	}
+	body, aerr := decodeAppendBody(ctx.PostBody(), &p)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	c := &body.Content
+	cmd := fsm.AppendEvent{RequestID: requestID(), SessionID: id, ProducerID: c.ProducerID,
+		ProducerSeq: c.ProducerSeq, ExpectedSeq: body.ExpectedSeq, Hash: c.Hash(),
+		Body: fsm.AppendBody(make([]byte, 0, 256+len(c.Payload)+len(c.Metadata)), c, nowMicro(), info.TenantID)}
+	rctx, cancel := requestContext()
+	defer cancel()
+	r, err := s.plane.Append(rctx, &cmd)
+	if err != nil {
+		writeError(ctx, s.dataError(ctx, err))
+		return
+	}
+	b := make([]byte, 0, 64)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"last_seq":`...)
+	b = strconv.AppendUint(b, r.LastSeq, 10)
+	b = append(b, `,"deduped":`...)
+	b = strconv.AppendBool(b, r.Status == fsm.StatusDeduped)
+	writeJSON(ctx, fasthttp.StatusCreated, append(b, '}'))
+}
+
+// getSession: GET /v1/sessions/{id} (Decision 19).
+func (s *Server) getSession(ctx *fasthttp.RequestCtx, id string) {
+	p, aerr := s.auth.Authenticate(ctx)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if _, aerr := s.authorizeSession(ctx, &p, id, ScopeRead); aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	rctx, cancel := requestContext()
+	defer cancel()
+	info, err := s.plane.SessionState(rctx, id)
+	if err != nil {
+		writeError(ctx, s.dataError(ctx, err))
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, appendListItem(make([]byte, 0, 256+len(info.Metadata)), &info, true))
+}
+
+// events: GET /v1/sessions/{id}/events (Decision 19), served from the
+// same gap-checked read path as tail replay.
+func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
+	p, aerr := s.auth.Authenticate(ctx)
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	q, aerr := parseEventsQuery(ctx.URI().QueryString())
+	if aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	if _, aerr := s.authorizeSession(ctx, &p, id, ScopeRead); aerr != nil {
+		writeError(ctx, aerr)
+		return
+	}
+	rctx, cancel := requestContext()
+	defer cancel()
+	page, err := s.plane.Events(rctx, id, q.cursor, q.limit, true)
+	if err != nil {
+		writeError(ctx, s.dataError(ctx, err))
+		return
+	}
+	size := 64
+	for _, ev := range page.Events {
+		size += len(ev.JSON) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"events":[`...)
+	for i, ev := range page.Events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, ev.JSON...)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if n := len(page.Events); n > 0 {
+		b = strconv.AppendUint(b, page.Events[n-1].Seq, 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"last_seq":`...)
+	b = strconv.AppendUint(b, page.LastSeq, 10)
+	writeJSON(ctx, fasthttp.StatusOK, append(b, '}'))
+}
+
+// readinessMaxAge: /health/ready reuses a consensus probe this young.
+const readinessMaxAge = 3 * time.Second
+
+// ready: GET /health/ready (spec §6.6).
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	mode := "router_node"
+	if s.cfg.WriteNode {
+		mode = "write_node"
+	}
+	rd := s.plane.Raft().Readiness(readinessMaxAge)
+	if rd.Probe.Ready {
+		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok","mode":"`+mode+`"}`))
+		return
+	}
+	reason := "raft_sync"
+	if !s.cfg.WriteNode {
+		reason = "router_sync"
+	}
+	b := make([]byte, 0, 320)
+	b = append(b, `{"status":"starting","mode":"`+mode+`","reason":"`+reason+`","detail":{"startup_mode":`...)
+	if rd.Started {
+		b = append(b, `"`+mode[:len(mode)-len("_node")]+`"`...)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"consensus_ready?":false,"consensus_probe_fresh?":`...)
+	age := time.Since(rd.At)
+	b = strconv.AppendBool(b, rd.Started && age < readinessMaxAge)
+	b = append(b, `,"consensus_probe_age_ms":`...)
+	if rd.Started {
+		b = strconv.AppendInt(b, age.Milliseconds(), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"checked_groups":`...)
+	b = strconv.AppendInt(b, int64(rd.Probe.CheckedGroups), 10)
+	b = append(b, `,"failing_group_id":`...)
+	if rd.Probe.FailingGroup >= 0 {
+		b = strconv.AppendInt(b, int64(rd.Probe.FailingGroup), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"probe_result":"`+rd.Probe.Result+`"}}`...)
+	writeJSON(ctx, fasthttp.StatusServiceUnavailable, b)
+}

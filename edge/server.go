@@ -1,0 +1,225 @@
+// Package edge is Starcite's HTTP surface (fasthttp): routing, request
+// decoding and validation, authentication and authorization, the REST
+// handlers, the WebSocket upgrade, and the error shapes of the API
+// contract (spec §2-§6).
+//
+// Handlers call package dataplane directly; the only actor on the request path
+// is a TailSocket, started per WebSocket. The listener itself is owned by
+// the http actor (package actors).
+package edge
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"starcite/dataplane"
+	"starcite/fsm"
+)
+
+// MaxBodyBytes is the largest request body accepted (Decision 2).
+const MaxBodyBytes = 8_000_000
+
+// Config configures the HTTP edge.
+type Config struct {
+	WriteNode bool // this node is in STARCITE_WRITE_NODE_IDS (health "mode")
+	// Catalogue receives every created session for the archive catalogue;
+	// nil when there is none.
+	Catalogue func(s fsm.SessionInfo)
+}
+
+// Authenticator turns a request into a principal (spec §3).
+type Authenticator interface {
+	Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError)
+}
+
+// Server holds the handlers of the API.
+type Server struct {
+	cfg   Config
+	plane *dataplane.Plane
+	auth  Authenticator
+	log   *slog.Logger
+}
+
+// NewServer returns the API over plane.
+func NewServer(cfg Config, plane *dataplane.Plane, auth Authenticator, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, plane: plane, auth: auth, log: log}
+}
+
+// HTTPServer returns the fasthttp server running the API.
+func (s *Server) HTTPServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               s.Handle,
+		ErrorHandler:          s.requestError,
+		MaxRequestBodySize:    MaxBodyBytes,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		TCPKeepalive:          true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{s.log},
+	}
+}
+
+// requestError answers requests fasthttp could not read.
+func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, errPayloadTooLarge)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.SetContentType(jsonContentType)
+	ctx.SetBodyString(`{"error":"bad_request","message":"Malformed HTTP request"}`)
+}
+
+// Handle routes one request. Paths are matched by segment on the raw
+// path: empty segments are dropped (a trailing slash is fine) and each
+// segment is percent-decoded on its own, so /v1/sessions/a%2Fb/append
+// addresses session "a/b" (spec §2.2).
+func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	defer s.recoverPanic(ctx)
+	var buf [6]string
+	segs, ok := splitPath(ctx.Request.URI().PathOriginal(), buf[:0])
+	if !ok {
+		writeError(ctx, errNotFound)
+		return
+	}
+	get := ctx.IsGet() || ctx.IsHead()
+	post := ctx.IsPost()
+	switch {
+	case len(segs) == 2 && segs[0] == "health" && segs[1] == "live" && get:
+		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
+	case len(segs) == 2 && segs[0] == "health" && segs[1] == "ready" && get:
+		s.ready(ctx)
+	case len(segs) >= 2 && segs[0] == "v1" && segs[1] == "sessions":
+		s.sessions(ctx, segs[2:], get, post)
+	default:
+		writeError(ctx, errNotFound)
+	}
+}
+
+func (s *Server) sessions(ctx *fasthttp.RequestCtx, rest []string, get, post bool) {
+	switch {
+	case len(rest) == 0 && post:
+		s.create(ctx)
+	case len(rest) == 0 && get:
+		s.list(ctx)
+	case len(rest) == 1 && get:
+		s.getSession(ctx, rest[0])
+	case len(rest) == 2 && rest[1] == "append" && post:
+		s.append(ctx, rest[0])
+	case len(rest) == 2 && rest[1] == "events" && get:
+		s.events(ctx, rest[0])
+	default:
+		writeError(ctx, errNotFound)
+	}
+}
+
+// splitPath splits a raw path into percent-decoded, non-empty segments.
+func splitPath(raw []byte, segs []string) ([]string, bool) {
+	for len(raw) > 0 {
+		i := 0
+		for i < len(raw) && raw[i] != '/' {
+			i++
+		}
+		if i > 0 {
+			seg, err := url.PathUnescape(string(raw[:i]))
+			if err != nil {
+				return nil, false
+			}
+			segs = append(segs, seg)
+		}
+		if i == len(raw) {
+			break
+		}
+		raw = raw[i+1:]
+	}
+	return segs, true
+}
+
+// recoverPanic turns a handler crash into the framework 500 shape and a
+// log line, instead of a dropped connection.
+func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if r := recover(); r != nil {
+		s.log.Error("handler panic", "method", string(ctx.Method()), "path", logPath(ctx), "panic", r)
+		ctx.Response.Reset()
+		writeError(ctx, errInternalServer)
+	}
+}
+
+// logPath is the request path and query as logs may show them: any
+// access_token value is redacted (spec §3.9).
+func logPath(ctx *fasthttp.RequestCtx) string {
+	path := string(ctx.Request.URI().PathOriginal())
+	if q := ctx.Request.URI().QueryString(); len(q) > 0 {
+		path += "?" + string(redactQuery(q))
+	}
+	return path
+}
+
+// dataError maps an error of the data plane to its API error, logging
+// what the client cannot be told.
+func (s *Server) dataError(ctx *fasthttp.RequestCtx, err error) *apiError {
+	var exp *dataplane.ExpectedSeqConflictError
+	var prod *dataplane.ProducerSeqConflictError
+	switch {
+	case errors.Is(err, dataplane.ErrSessionNotFound):
+		return errSessionNotFound
+	case errors.Is(err, dataplane.ErrSessionExists):
+		return errSessionExists
+	case errors.As(err, &exp):
+		return errExpectedSeqConflict.withMessage("Expected seq %d, current seq is %d", exp.Expected, exp.Current)
+	case errors.As(err, &prod):
+		return errProducerSeqConflict.withMessage("Producer %s expected seq %d, got %d", prod.ProducerID, prod.Expected, prod.Got)
+	case errors.Is(err, dataplane.ErrProducerReplayConflict):
+		return errProducerReplayConflict
+	case errors.Is(err, dataplane.ErrBacklog):
+		return errArchiveBacklog
+	}
+	s.log.Warn("request failed", "method", string(ctx.Method()), "path", logPath(ctx), "err", err)
+	switch {
+	case errors.Is(err, dataplane.ErrTimeout):
+		return errRaftTimeout
+	case errors.Is(err, dataplane.ErrUnavailable):
+		return errRaftUnavailable
+	case errors.Is(err, dataplane.ErrArchiveUnavailable):
+		return errArchiveReadUnavailable
+	case errors.Is(err, dataplane.ErrReplayGap):
+		return errReplayUnavailable
+	default:
+		return errInternal
+	}
+}
+
+// newSessionID returns "ses_" and 16 URL-safe characters (spec §6.1).
+func newSessionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "ses_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// requestID identifies one HTTP request in the commands it proposes, so
+// the state machine recognises our own retries (package fsm).
+func requestID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	id := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	return max(id, 1)
+}
+
+func nowMicro() int64 { return time.Now().UnixMicro() }
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp: "+strconv.Quote(format), "args", args)
+}

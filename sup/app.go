@@ -1,0 +1,86 @@
+package sup
+
+import (
+	"errors"
+
+	"ergo.services/ergo/act"
+	"ergo.services/ergo/gen"
+	"github.com/valyala/fasthttp"
+
+	"starcite/actors"
+	"starcite/dataplane"
+)
+
+// Deps are the long-lived objects the actors work on, built by the app
+// before the node starts.
+type Deps struct {
+	Raft     *dataplane.Raft
+	Plane    *dataplane.Plane
+	HTTP     *fasthttp.Server
+	HTTPAddr string
+}
+
+// App is the starcite Ergo application.
+type App struct {
+	deps Deps
+	node gen.Node
+}
+
+// NewApp returns the application over deps.
+func NewApp(d Deps) *App { return &App{deps: d} }
+
+func (a *App) Load(node gen.Node, args ...any) (gen.ApplicationSpec, error) {
+	a.node = node
+	return gen.ApplicationSpec{
+		Name:        "starcite",
+		Description: "durable session streams",
+		Mode:        gen.ApplicationModePermanent,
+		Group: []gen.ApplicationMemberSpec{
+			{Name: "data_plane", Factory: func() gen.ProcessBehavior { return &dataPlane{deps: a.deps} }},
+			{Name: "edge", Factory: func() gen.ProcessBehavior { return &edgeSup{deps: a.deps} }},
+		},
+	}, nil
+}
+
+func (a *App) Start(mode gen.ApplicationMode) {}
+
+// Terminate stops the node when the tree gave up: like an Erlang release,
+// the process exits instead of running without its actors.
+func (a *App) Terminate(reason error) {
+	if reason == nil || errors.Is(reason, gen.TerminateReasonNormal) || errors.Is(reason, gen.TerminateReasonShutdown) {
+		return
+	}
+	a.node.Log().Error("application starcite stopped: %s; stopping the node", reason)
+	go a.node.Stop()
+}
+
+type dataPlane struct {
+	act.Supervisor
+	deps Deps
+}
+
+func (s *dataPlane) Init(args ...any) (act.SupervisorSpec, error) {
+	return act.SupervisorSpec{
+		Type: act.SupervisorTypeRestForOne,
+		Children: []act.SupervisorChildSpec{
+			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Raft)},
+			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane)},
+		},
+		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
+	}, nil
+}
+
+type edgeSup struct {
+	act.Supervisor
+	deps Deps
+}
+
+func (s *edgeSup) Init(args ...any) (act.SupervisorSpec, error) {
+	return act.SupervisorSpec{
+		Type: act.SupervisorTypeOneForOne,
+		Children: []act.SupervisorChildSpec{
+			{Name: actors.HTTPName, Factory: actors.NewHTTP(s.deps.HTTP, s.deps.HTTPAddr)},
+		},
+		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
+	}, nil
+}

@@ -1,0 +1,12 @@
+// Package sup declares Starcite's supervision trees: which actor runs
+// under which supervisor with which restart strategy. The shape follows
+// DESIGN.md:
+//
+//	starcite (application, permanent: its end stops the node)
+//	├─ data_plane (rest_for_one)  raft → router
+//	└─ edge (one_for_one)         http
+//
+// rest_for_one in the data plane: when the raft actor restarts, everything
+// started after it (and fed by it) restarts too. The actors themselves are
+// package actors; this package only wires them.
+package sup
