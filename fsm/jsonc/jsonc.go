@@ -18,8 +18,10 @@ package jsonc
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -295,7 +297,7 @@ func (p *parser) object(depth int) (Value, error) {
 // sortUnique orders members by key and keeps the last of duplicate keys,
 // as a decoder into a map would.
 func sortUnique(ms []Member) []Member {
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
+	slices.SortStableFunc(ms, func(a, b Member) int { return strings.Compare(a.Key, b.Key) })
 	out := ms[:0]
 	for i := range ms {
 		if i+1 < len(ms) && ms[i+1].Key == ms[i].Key {

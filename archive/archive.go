@@ -1,0 +1,233 @@
+// Package archive is the cold tier of Starcite: it stores committed events
+// and the session catalogue durably, outside the Raft groups, and reads them
+// back for replay (spec §8, §9).
+//
+// Neighbours: the archiver (the background flush loop of §8.1) calls
+// WriteEvents with up to 5,000 committed events of one session and, once it
+// returns, acknowledges them to the session's consensus group; the read path
+// (tail replay and the events route) calls ReadEvents through the chunk cache
+// of NewCached for seqs that are no longer in memory; session create calls
+// PutSession and the session lookup falls back to GetSession. Events come in
+// and go out as fsm.Event, whose JSON is the canonical event object of package
+// fsm; this package never interprets their content beyond seq, and re-renders
+// stored forms (including those written by the upstream Elixir service) in
+// that canonical layout.
+//
+// Three adapters implement Adapter:
+//
+//   - "file" (the embedded default, Decision 17): the S3 layout of §8.2 in a
+//     local or shared directory, with atomic renames and advisory locks so
+//     that several processes may share it.
+//   - "s3": the §8.2 layout and its conditional-PUT write protocol.
+//   - "postgres": the upstream tables of §8.3 plus microsecond columns.
+//
+// Writes are idempotent on (session, seq): an event already stored wins and
+// is never rewritten, so a retried or concurrent flush is harmless.
+//
+// # Object names for long session ids
+//
+// Session ids are named in keys and file names by b64u(id), URL-safe base64
+// without padding (§8.2). Ids have no length limit but a file name is limited
+// to 255 bytes and an S3 key to 1,024, so when b64u(id) is longer than 200
+// characters the name is "h.<hex sha256(id)>" instead, in both the file and
+// the S3 adapter. The '.' never occurs in b64u, so such a name can never
+// collide with the plain name of a shorter id. The catalogue object keeps the
+// full id; GetSession checks it.
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"starcite/fsm"
+)
+
+// ErrNotFound: no such session in the catalogue.
+var ErrNotFound = errors.New("archive: not found")
+
+// Principal is the creator of a session.
+type Principal struct{ TenantID, ID, Type string }
+
+// Session is one catalogue entry.
+type Session struct {
+	ID        string
+	Title     *string
+	TenantID  string
+	Creator   *Principal // nil for legacy rows
+	Metadata  []byte     // canonical JSON object
+	CreatedAt int64      // Unix microseconds
+}
+
+// Adapter is one archive backend.
+type Adapter interface {
+	// PutSession writes the catalogue entry; first write wins, an existing entry is success.
+	PutSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error) // ErrNotFound
+	// WriteEvents durably stores events of one session (ascending seq, contiguous). Idempotent on
+	// (session, seq): an event already stored wins and is not rewritten; a retried or concurrent
+	// call never duplicates or clobbers. Returns only after the data is durable.
+	WriteEvents(ctx context.Context, sessionID string, events []fsm.Event) error
+	// ReadEvents returns stored events with from <= seq <= to, ascending, each JSON in the canonical
+	// layout (tenantID fills in when the stored form lacks tenant_id; inserted_at always with
+	// microseconds and Z). Missing seqs are simply absent (the caller checks contiguity).
+	ReadEvents(ctx context.Context, sessionID, tenantID string, from, to uint64) ([]fsm.Event, error)
+	Name() string // "file", "s3", "postgres"
+	Close() error
+}
+
+// Config selects and configures an adapter (spec §13.3; the environment is
+// read elsewhere). Zero values of S3MaxWriteRetries and PostgresPoolSize
+// mean the defaults of §13.3 (4 and 10).
+type Config struct {
+	Adapter string // file | s3 | postgres
+	Dir     string // file adapter root
+
+	S3Bucket          string
+	S3Prefix          string // trimmed of whitespace and '/'; empty means "starcite"
+	S3Region          string // empty: the SDK's default chain, else us-east-1
+	S3Endpoint        string // http(s)://host[:port]; empty means AWS
+	S3AccessKeyID     string // with S3SecretAccessKey; both empty: the SDK's default chain
+	S3SecretAccessKey string
+	S3SessionToken    string
+	S3PathStyle       bool // the §13.3 default is true: the config loader must set it
+	S3MaxWriteRetries int
+
+	PostgresURL      string
+	PostgresPoolSize int
+	Migrate          bool // apply embedded migrations at open (postgres)
+}
+
+// Defaults applied by Open to zero Config fields.
+const (
+	DefaultS3Prefix          = "starcite"
+	DefaultS3MaxWriteRetries = 4
+	DefaultPostgresPoolSize  = 10
+)
+
+// ChunkSize is the number of seqs per archive chunk (§8.2) and per read-cache entry.
+const ChunkSize = 256
+
+// Open validates cfg, connects to the backend and, for postgres with
+// Migrate, applies the embedded migrations.
+func Open(ctx context.Context, cfg Config) (Adapter, error) {
+	switch strings.ToLower(strings.TrimSpace(cfg.Adapter)) {
+	case "file":
+		return openFile(cfg)
+	case "s3":
+		return openS3(ctx, cfg)
+	case "postgres":
+		return openPostgres(ctx, cfg)
+	case "":
+		return nil, errors.New("archive: no adapter configured (want file, s3 or postgres)")
+	default:
+		return nil, fmt.Errorf("archive: unknown adapter %q (want file, s3 or postgres)", cfg.Adapter)
+	}
+}
+
+// chunkStart is the first seq of the chunk holding seq (seq >= 1).
+func chunkStart(seq uint64) uint64 { return (seq-1)/ChunkSize*ChunkSize + 1 }
+
+// maxPlainName is the longest b64u(id) used as a name as it is.
+const maxPlainName = 200
+
+// objectName names a session in keys and file names: b64u(id), or
+// "h.<hex sha256(id)>" when that is longer than maxPlainName (see the
+// package doc).
+func objectName(id string) string {
+	if base64.RawURLEncoding.EncodedLen(len(id)) <= maxPlainName {
+		return base64.RawURLEncoding.EncodeToString([]byte(id))
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h." + hex.EncodeToString(sum[:])
+}
+
+// checkEvents validates a WriteEvents batch: seqs >= 1, strictly
+// ascending, and JSON that fits on one NDJSON line.
+func checkEvents(sessionID string, events []fsm.Event) error {
+	if sessionID == "" {
+		return errors.New("archive: empty session id")
+	}
+	var prev uint64
+	for i, e := range events {
+		if e.Seq == 0 || (i > 0 && e.Seq <= prev) {
+			return fmt.Errorf("archive: session %q: events not in ascending seq order (seq %d after %d)", sessionID, e.Seq, prev)
+		}
+		if len(e.JSON) == 0 {
+			return fmt.Errorf("archive: session %q seq %d: empty event JSON", sessionID, e.Seq)
+		}
+		for _, c := range e.JSON {
+			if c == '\n' || c == '\r' {
+				return fmt.Errorf("archive: session %q seq %d: event JSON contains a line break", sessionID, e.Seq)
+			}
+		}
+		prev = e.Seq
+	}
+	return nil
+}
+
+// chunkRun is the events of one WriteEvents batch that fall into one chunk.
+type chunkRun struct {
+	start  uint64
+	events []fsm.Event
+}
+
+// splitChunks groups ascending events by chunk.
+func splitChunks(events []fsm.Event) []chunkRun {
+	var runs []chunkRun
+	for i := 0; i < len(events); {
+		start := chunkStart(events[i].Seq)
+		j := i + 1
+		for j < len(events) && chunkStart(events[j].Seq) == start {
+			j++
+		}
+		runs = append(runs, chunkRun{start: start, events: events[i:j]})
+		i = j
+	}
+	return runs
+}
+
+// normRange clamps a ReadEvents range to seqs >= 1; ok is false when it is empty.
+func normRange(from, to uint64) (uint64, uint64, bool) {
+	if from == 0 {
+		from = 1
+	}
+	return from, to, from <= to
+}
+
+// parallel runs fn(i) for i in [0, n) on at most limit goroutines and
+// returns the first error by index.
+func parallel(n, limit int, fn func(i int) error) error {
+	if n <= 1 || limit <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+// Package harness runs real starcite processes for the black-box tests
+// under test/: it builds (or finds) the binary, starts nodes with their
+// own data directories and ports, waits for readiness by polling the
+// node, kills and restarts them, and talks to them over HTTP.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary returns the starcite binary under test: $STARCITE_BIN when set
+// (make test builds it once), else one built from this checkout.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("STARCITE_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "starcite-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "starcite")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./app")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a TCP port that was free on host a moment ago.
+func FreePort(t testing.TB, host string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s: %v", host, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Node is one starcite process.
+type Node struct {
+	t       testing.TB
+	Name    string // NODE_NAME
+	Host    string // loopback address the node binds
+	Port    int    // HTTP port
+	Dir     string // STARCITE_RAFT_DATA_DIR
+	Env     map[string]string
+	LogPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Options configure StartNode. Zero values pick single-node test defaults.
+type Options struct {
+	Host string            // default 127.0.0.1
+	Name string            // default starcite@<Host>
+	Dir  string            // default a fresh temp dir
+	Env  map[string]string // extra or overriding variables
+}
+
+// NewNode prepares a node without starting it.
+func NewNode(t testing.TB, o Options) *Node {
+	t.Helper()
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Name == "" {
+		o.Name = "starcite@" + o.Host
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	n := &Node{t: t, Name: o.Name, Host: o.Host, Dir: o.Dir, Port: FreePort(t, o.Host),
+		LogPath: filepath.Join(o.Dir, "node.log")}
+	n.Env = map[string]string{
+		"NODE_NAME":              o.Name,
+		"PORT":                   strconv.Itoa(n.Port),
+		"STARCITE_HTTP_HOST":     o.Host,
+		"STARCITE_RAFT_PORT":     strconv.Itoa(FreePort(t, o.Host)),
+		"STARCITE_DIST_PORT":     strconv.Itoa(FreePort(t, o.Host)),
+		"STARCITE_RAFT_DATA_DIR": filepath.Join(o.Dir, "data"),
+		"STARCITE_AUTH_MODE":     "none",
+		"STARCITE_NUM_GROUPS":    "8",
+		"STARCITE_RAFT_RTT_MS":   "50",
+		"STARCITE_LOG_LEVEL":     "info",
+	}
+	for k, v := range o.Env {
+		n.Env[k] = v
+	}
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			n.DumpLog(60)
+		}
+	})
+	return n
+}
+
+// StartNode starts a node and waits until it is ready.
+func StartNode(t testing.TB, o Options) *Node {
+	t.Helper()
+	n := NewNode(t, o)
+	n.Start()
+	n.WaitReady(60 * time.Second)
+	return n
+}
+
+// URL is the node's HTTP base URL.
+func (n *Node) URL() string { return "http://" + net.JoinHostPort(n.Host, strconv.Itoa(n.Port)) }
+
+// Start launches the process (appending to the node's log file).
+func (n *Node) Start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		n.t.Fatalf("%s already running", n.Name)
+	}
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cmd := exec.Command(Binary(n.t), "server")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range n.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		n.t.Fatalf("start %s: %v", n.Name, err)
+	}
+	done := make(chan struct{})
+	n.cmd, n.done = cmd, done
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		n.mu.Lock()
+		n.err = err
+		n.mu.Unlock()
+		close(done)
+	}()
+}
+
+// Running reports whether the process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to the process (SIGSTOP/SIGCONT for pauses).
+func (n *Node) Signal(sig syscall.Signal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil && n.cmd.Process != nil {
+		n.cmd.Process.Signal(sig)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (n *Node) Kill() { n.stop(syscall.SIGKILL, 10*time.Second) }
+
+// Stop sends SIGTERM and waits for a clean exit; it fails the test when
+// the node does not exit in time or exits with an error.
+func (n *Node) Stop() {
+	n.t.Helper()
+	if err := n.stop(syscall.SIGTERM, 60*time.Second); err != nil {
+		n.t.Fatalf("stop %s: %v", n.Name, err)
+	}
+}
+
+func (n *Node) stop(sig syscall.Signal, wait time.Duration) error {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot handle SIGTERM
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-done
+		n.mu.Lock()
+		n.cmd = nil
+		n.mu.Unlock()
+		return fmt.Errorf("did not exit within %s after %s", wait, sig)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	err := n.err
+	n.cmd = nil
+	if sig == syscall.SIGKILL {
+		return nil
+	}
+	return err
+}
+
+// Restart kills the node (if running), starts it again on the same data
+// and waits for readiness.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.Kill()
+	n.Start()
+	n.WaitReady(60 * time.Second)
+}
+
+// WaitReady polls /health/ready until it answers 200.
+func (n *Node) WaitReady(timeout time.Duration) {
+	n.t.Helper()
+	n.WaitFor(timeout, "ready", func() bool {
+		st, _, err := n.TryDo("GET", "/health/ready", nil, nil)
+		return err == nil && st == 200
+	})
+}
+
+// WaitFor polls cond every 20 ms until it holds; it fails the test after
+// timeout or when the process died meanwhile.
+func (n *Node) WaitFor(timeout time.Duration, what string, cond func() bool) {
+	n.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if !n.Running() {
+			n.t.Fatalf("%s exited while waiting for %s", n.Name, what)
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: not %s after %s", n.Name, what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Log returns the node's log so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(n.LogPath)
+	return string(b)
+}
+
+// DumpLog prints the last lines of the node's log to the test log.
+func (n *Node) DumpLog(lines int) {
+	all := strings.Split(strings.TrimRight(n.Log(), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	n.t.Logf("--- last %d log lines of %s ---\n%s", len(all), n.Name, strings.Join(all, "\n"))
+}
+
+// RunOnce runs the binary with extra environment and arguments, returning
+// its exit code and combined output (for configuration errors and CLIs).
+func RunOnce(t testing.TB, env map[string]string, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("starcite %v did not finish within %s:\n%s", args, timeout, out.String())
+	}
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
