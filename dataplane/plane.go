@@ -329,3 +329,24 @@ func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, e
 	}
 	return all, nil
 }
+
+// LastSeq returns a session's last seq as the local replica knows it; ok
+// is false when this node holds no replica of the session's group (the
+// tail catch-up check is then a no-op, spec §6.4.6).
+func (p *Plane) LastSeq(id string) (uint64, bool) {
+	group := p.placement.Group(id)
+	if !p.raft.IsLocal(group) {
+		return 0, false
+	}
+	v, err := p.raft.StaleRead(group, func(st *fsm.State) any {
+		s, ok := st.Session(id)
+		if !ok {
+			return uint64(0)
+		}
+		return s.LastSeq
+	})
+	if err != nil {
+		return 0, false
+	}
+	return v.(uint64), true
+}

@@ -12,12 +12,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"starcite/dataplane"
 	"starcite/fsm"
@@ -32,7 +34,15 @@ type Config struct {
 	// Catalogue receives every created session for the archive catalogue;
 	// nil when there is none.
 	Catalogue func(s fsm.SessionInfo)
+	// Tails runs upgraded tail connections.
+	Tails TailServer
+	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).
+	Metrics bool
 }
+
+// metricsHandler serves the Prometheus exposition of every metric the
+// packages registered.
+var metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.Handler())
 
 // Authenticator turns a request into a principal (spec §3).
 type Authenticator interface {
@@ -99,6 +109,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
 	case len(segs) == 2 && segs[0] == "health" && segs[1] == "ready" && get:
 		s.ready(ctx)
+	case len(segs) == 1 && segs[0] == "metrics" && get && s.cfg.Metrics:
+		metricsHandler(ctx)
 	case len(segs) >= 2 && segs[0] == "v1" && segs[1] == "sessions":
 		s.sessions(ctx, segs[2:], get, post)
 	default:
@@ -118,6 +130,8 @@ func (s *Server) sessions(ctx *fasthttp.RequestCtx, rest []string, get, post boo
 		s.append(ctx, rest[0])
 	case len(rest) == 2 && rest[1] == "events" && get:
 		s.events(ctx, rest[0])
+	case len(rest) == 2 && rest[1] == "tail" && get:
+		s.tail(ctx, rest[0])
 	default:
 		writeError(ctx, errNotFound)
 	}
@@ -220,6 +234,8 @@ func nowMicro() int64 { return time.Now().UnixMicro() }
 
 type fasthttpLogger struct{ l *slog.Logger }
 
+// Printf logs a fasthttp message. These can quote raw request bytes, so
+// the message is scrubbed of tokens first (spec §3.9).
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Debug("fasthttp: "+strconv.Quote(format), "args", args)
+	f.l.Debug("fasthttp: " + scrubLog(fmt.Sprintf(format, args...)))
 }

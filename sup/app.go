@@ -65,6 +65,7 @@ func (s *dataPlane) Init(args ...any) (act.SupervisorSpec, error) {
 		Children: []act.SupervisorChildSpec{
 			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Raft)},
 			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane)},
+			{Name: actors.FanoutName, Factory: actors.NewFanout()},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
 	}, nil
@@ -78,9 +79,41 @@ type edgeSup struct {
 func (s *edgeSup) Init(args ...any) (act.SupervisorSpec, error) {
 	return act.SupervisorSpec{
 		Type: act.SupervisorTypeOneForOne,
+		// tails before http: on shutdown children stop in reverse order,
+		// so the listener closes first and then the sockets say goodbye.
 		Children: []act.SupervisorChildSpec{
+			{Name: actors.TailsName, Factory: func() gen.ProcessBehavior { return &tailSup{plane: s.deps.Plane} }},
 			{Name: actors.HTTPName, Factory: actors.NewHTTP(s.deps.HTTP, s.deps.HTTPAddr)},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
 	}, nil
+}
+
+// tailSup starts one TailSocket per WebSocket. Temporary children: a
+// socket is never restarted (its client reconnects) and one bad socket
+// can never exhaust a restart intensity that would take every other
+// socket down with the supervisor (notes/ergo.md §1.6).
+type tailSup struct {
+	act.Supervisor
+	plane *dataplane.Plane
+}
+
+func (s *tailSup) Init(args ...any) (act.SupervisorSpec, error) {
+	return act.SupervisorSpec{
+		Type:     act.SupervisorTypeSimpleOneForOne,
+		Children: []act.SupervisorChildSpec{{Name: "tailsocket", Factory: actors.NewTailSocket(s.plane)}},
+		Restart:  act.SupervisorRestart{Strategy: act.SupervisorStrategyTemporary},
+	}, nil
+}
+
+// HandleCall starts a TailSocket for actors.StartTail; the new socket
+// answers the caller with its PID itself.
+func (s *tailSup) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
+	if st, ok := request.(actors.StartTail); ok {
+		if err := s.StartChild("tailsocket", st, from, ref); err != nil {
+			return err, nil
+		}
+		return nil, nil
+	}
+	return nil, nil
 }

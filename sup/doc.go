@@ -3,8 +3,8 @@
 // DESIGN.md:
 //
 //	starcite (application, permanent: its end stops the node)
-//	├─ data_plane (rest_for_one)  raft → router
-//	└─ edge (one_for_one)         http
+//	├─ data_plane (rest_for_one)  raft → router → fanout
+//	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket), http
 //
 // rest_for_one in the data plane: when the raft actor restarts, everything
 // started after it (and fed by it) restarts too. The actors themselves are

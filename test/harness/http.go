@@ -152,3 +152,22 @@ func Seq(t testing.TB, ev json.RawMessage) uint64 {
 	}
 	return v.Seq
 }
+
+// Metric returns the value of a sample on /metrics, e.g.
+// `starcite_tail_sockets` or `starcite_tail_closes_total{code="1013"}`;
+// absent samples read as 0.
+func (n *Node) Metric(sample string) float64 {
+	n.t.Helper()
+	st, body := n.Do("GET", "/metrics", nil, nil)
+	if st != 200 {
+		n.t.Fatalf("/metrics: %d", st)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			var v float64
+			fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return 0
+}

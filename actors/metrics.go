@@ -1,0 +1,30 @@
+package actors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics of the actors, exposed on /metrics.
+var (
+	tailSockets = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "starcite_tail_sockets",
+		Help: "Open WebSocket tails (live TailSocket actors) on this node.",
+	})
+	tailSubscriptions = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "starcite_tail_subscriptions",
+		Help: "TailSockets registered with the cursor fan-out.",
+	})
+	cursorUpdates = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "starcite_cursor_updates_total",
+		Help: "Cursor updates delivered by the fan-out to TailSockets.",
+	})
+	tailCloses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "starcite_tail_closes_total",
+		Help: "Tail sockets closed by the server, by close code.",
+	}, []string{"code"})
+	tailReplayed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "starcite_tail_replayed_events_total",
+		Help: "Events sent to tail sockets from replay (hot tier and archive).",
+	})
+)
