@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,9 +25,17 @@ type Config struct {
 	DataDir    string   // STARCITE_RAFT_DATA_DIR
 	RaftRTT    time.Duration
 
+	Telemetry bool // STARCITE_ENABLE_TELEMETRY: serve /metrics
+
 	AuthMode          string // none | jwt
 	AllowInsecureNone bool
+	JWTIssuer         string        // STARCITE_AUTH_JWT_ISSUER (jwt mode)
+	JWTAudience       string        // STARCITE_AUTH_JWT_AUDIENCE (jwt mode)
+	JWKSURL           string        // STARCITE_AUTH_JWKS_URL (jwt mode)
+	JWTLeeway         time.Duration // STARCITE_AUTH_JWT_LEEWAY_SECONDS
+	JWKSRefresh       time.Duration // STARCITE_AUTH_JWKS_REFRESH_MS
 
+	Archive            ArchiveConfig
 	PendingMax         int64 // STARCITE_PENDING_MAX_SIZE
 	SessionTTL         time.Duration
 	SessionTouchOnRead bool
@@ -48,6 +57,7 @@ func loadConfig(e *env) (Config, error) {
 		DataDir:   e.str("STARCITE_RAFT_DATA_DIR", "./data"),
 		RaftRTT:   e.millis("STARCITE_RAFT_RTT_MS", 100*time.Millisecond),
 
+		Telemetry:         e.boolean("STARCITE_ENABLE_TELEMETRY", true),
 		AllowInsecureNone: e.boolean("STARCITE_ALLOW_INSECURE_NONE", false),
 
 		PendingMax:         e.size("STARCITE_PENDING_MAX_SIZE", 1<<30),
@@ -61,6 +71,9 @@ func loadConfig(e *env) (Config, error) {
 		return c, e.err
 	}
 	if err := c.resolve(e); err != nil {
+		return c, err
+	}
+	if err := c.resolveArchive(e); err != nil {
 		return c, err
 	}
 	return c, e.err
@@ -106,7 +119,9 @@ func (c *Config) resolve(e *env) error {
 		return fmt.Errorf("STARCITE_AUTH_MODE: invalid value %q (expected jwt or none)", mode)
 	}
 	if c.AuthMode == "jwt" {
-		return errors.New("STARCITE_AUTH_MODE: jwt is not available in this build yet; set STARCITE_AUTH_MODE=none")
+		if err := c.resolveJWT(e); err != nil {
+			return err
+		}
 	}
 
 	// none mode serves every tenant's data without a token: bind loopback
@@ -135,6 +150,38 @@ func (c *Config) resolve(e *env) error {
 		return fmt.Errorf("STARCITE_LOG_FORMAT: invalid value %q (expected text or json)", c.LogFormat)
 	}
 	return nil
+}
+
+// resolveJWT reads the jwt-mode variables (spec §13.2). Issuer, audience
+// and JWKS URL are required: jwt mode refuses to boot without them
+// (Decision 12) instead of falling back to example values as upstream.
+func (c *Config) resolveJWT(e *env) error {
+	const maxLeewaySeconds = 1_000_000_000
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{
+		{"STARCITE_AUTH_JWT_ISSUER", &c.JWTIssuer},
+		{"STARCITE_AUTH_JWT_AUDIENCE", &c.JWTAudience},
+		{"STARCITE_AUTH_JWKS_URL", &c.JWKSURL},
+	} {
+		val, ok := e.raw(v.name)
+		if !ok {
+			return fmt.Errorf("%s: required when STARCITE_AUTH_MODE=jwt", v.name)
+		}
+		*v.dst = val
+	}
+	if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("STARCITE_AUTH_JWKS_URL: invalid value %q (expected an http or https URL)", c.JWKSURL)
+	}
+	leeway := e.nonNegInt("STARCITE_AUTH_JWT_LEEWAY_SECONDS", 1)
+	if leeway > maxLeewaySeconds {
+		v, _ := e.raw("STARCITE_AUTH_JWT_LEEWAY_SECONDS")
+		e.fail("STARCITE_AUTH_JWT_LEEWAY_SECONDS", v, "expected an integer >= 0 and at most 1e9")
+	}
+	c.JWTLeeway = time.Duration(leeway) * time.Second
+	c.JWKSRefresh = e.millis("STARCITE_AUTH_JWKS_REFRESH_MS", 60*time.Second)
+	return e.err
 }
 
 func isLoopback(host string) bool {

@@ -18,6 +18,7 @@ import (
 	"ergo.services/ergo/gen"
 
 	"starcite/actors"
+	"starcite/archive"
 	"starcite/dataplane"
 	"starcite/edge"
 	"starcite/sup"
@@ -43,12 +44,15 @@ func runServer(cfg Config, log *slog.Logger) error {
 	// before the Ergo node exists; such early events are dropped (the raft
 	// actor probes leaders itself once it runs).
 	var node atomic.Pointer[gen.Node]
+	notifier := &actors.Notifier{}
+	tails := &actors.Tails{}
 	raft, err := dataplane.OpenRaft(dataplane.RaftConfig{
 		Dir:       filepath.Join(cfg.DataDir, "raft"),
 		Self:      cfg.NodeName,
 		RaftPort:  cfg.RaftPort,
 		RTT:       cfg.RaftRTT,
 		Placement: placement,
+		Notifier:  notifier,
 		OnLeader: func(group int, leader, term uint64) {
 			if n := node.Load(); n != nil {
 				(*n).Send(actors.RaftName, actors.LeaderChanged{Group: group, Leader: leader, Term: term})
@@ -60,13 +64,26 @@ func runServer(cfg Config, log *slog.Logger) error {
 	}
 	defer raft.Close()
 
+	// The archive connects in the background: writes do not need it (they
+	// stay hot, up to STARCITE_PENDING_MAX_SIZE), only eviction and cold
+	// replay do.
+	store := archive.NewCached(archive.OpenLazy(cfg.Archive.Store, 5*time.Second, log.With("component", "archive")),
+		cfg.Archive.ReadCacheMax)
+	defer store.Close()
+
 	plane := dataplane.NewPlane(raft, dataplane.PlaneConfig{
+		Archive:            store,
 		ProposeTimeout:     2 * time.Second,
 		PendingMax:         cfg.PendingMax,
 		SessionTTL:         cfg.SessionTTL,
 		SessionTouchOnRead: cfg.SessionTouchOnRead,
 	})
-	api := edge.NewServer(edge.Config{WriteNode: cfg.WriteNode()}, plane, edge.NoAuth{}, log.With("component", "http"))
+	auth, closeAuth, err := newAuthenticator(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeAuth()
+	api := edge.NewServer(edge.Config{WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry}, plane, auth, log.With("component", "http"))
 
 	var opts gen.NodeOptions
 	// The core otherwise sends anonymous usage reports (notes/ergo.md §1.1).
@@ -81,20 +98,24 @@ func runServer(cfg Config, log *slog.Logger) error {
 	opts.Log.Loggers = []gen.Logger{{Name: "slog", Logger: ergoLogger{log}}}
 	opts.ShutdownTimeout = 30 * time.Second
 	opts.Applications = []gen.ApplicationBehavior{sup.NewApp(sup.Deps{
-		Raft:     raft,
-		Plane:    plane,
-		HTTP:     api.HTTPServer(),
-		HTTPAddr: net.JoinHostPort(cfg.HTTPHost, strconv.Itoa(cfg.Port)),
+		Raft:       raft,
+		Plane:      plane,
+		Archive:    store,
+		FlushEvery: cfg.Archive.FlushEvery,
+		HTTP:       api.HTTPServer(),
+		HTTPAddr:   net.JoinHostPort(cfg.HTTPHost, strconv.Itoa(cfg.Port)),
 	})}
 
 	log.Info("starting", "node", cfg.NodeName, "write_nodes", strings.Join(cfg.WriteNodes, ","),
 		"groups", cfg.NumGroups, "replication_factor", cfg.RF, "local_groups", len(raft.LocalGroups()),
-		"data_dir", cfg.DataDir, "auth", cfg.AuthMode)
+		"data_dir", cfg.DataDir, "auth", cfg.AuthMode, "archive", cfg.Archive.Store.Adapter)
 	n, err := ergo.StartNode(gen.Atom(cfg.NodeName), opts)
 	if err != nil {
 		return fmt.Errorf("start node %s: %w", cfg.NodeName, err)
 	}
 	node.Store(&n)
+	notifier.SetNode(n)
+	tails.SetNode(n)
 	n.Wait()
 	log.Info("stopped", "node", cfg.NodeName)
 	return nil
@@ -122,4 +143,25 @@ func nodeCookie(cfg Config) (string, error) {
 		return "", fmt.Errorf("write cookie file: %w", err)
 	}
 	return cookie, nil
+}
+
+// newAuthenticator returns the authenticator of STARCITE_AUTH_MODE and
+// the function that stops its background work. In jwt mode the JWKS is
+// fetched once here; a JWKS that is down does not stop the boot (requests
+// get 401 until it is reachable).
+func newAuthenticator(cfg Config, log *slog.Logger) (edge.Authenticator, func(), error) {
+	if cfg.AuthMode != "jwt" {
+		return edge.NoAuth{}, func() {}, nil
+	}
+	a, err := edge.NewJWTAuth(edge.JWTConfig{
+		Issuer:      cfg.JWTIssuer,
+		Audience:    cfg.JWTAudience,
+		JWKSURL:     cfg.JWKSURL,
+		Leeway:      cfg.JWTLeeway,
+		JWKSRefresh: cfg.JWKSRefresh,
+	}, log.With("component", "auth"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, a.Close, nil
 }

@@ -12,14 +12,9 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/maypok86/otter/v2"
 
+	"starcite/archive"
 	"starcite/fsm"
 )
-
-// ColdStore is what the read path needs from the archive: the events a
-// session's hot tier has already evicted.
-type ColdStore interface {
-	ReadEvents(ctx context.Context, sessionID, tenantID string, from, to uint64) ([]fsm.Event, error)
-}
 
 // PlaneConfig tunes the write and read paths.
 type PlaneConfig struct {
@@ -33,8 +28,9 @@ type PlaneConfig struct {
 	SessionTTL time.Duration
 	// SessionTouchOnRead extends the TTL on every hit.
 	SessionTouchOnRead bool
-	// Cold serves events the hot tier has evicted; nil before the archive exists.
-	Cold ColdStore
+	// Archive holds what the hot tier evicted and the session catalogue
+	// (wrapped in its read cache); nil runs without cold storage.
+	Archive archive.Adapter
 }
 
 // Plane is the write and read path of this node.
@@ -44,8 +40,9 @@ type Plane struct {
 	cfg       PlaneConfig
 	// sessions caches the immutable part of session records (id, tenant,
 	// creator, title, metadata, created_at) for authorization lookups.
-	sessions *otter.Cache[string, fsm.SessionInfo]
-	routes   atomic.Pointer[Routes]
+	sessions     *otter.Cache[string, fsm.SessionInfo]
+	routes       atomic.Pointer[Routes]
+	catalogueSem chan struct{}
 }
 
 // NewPlane returns the data plane over the local replicas.
@@ -54,7 +51,7 @@ func NewPlane(r *Raft, cfg PlaneConfig) *Plane {
 	if cfg.SessionTouchOnRead {
 		expiry = otter.ExpiryAccessing[string, fsm.SessionInfo](cfg.SessionTTL)
 	}
-	return &Plane{raft: r, placement: r.cfg.Placement, cfg: cfg,
+	return &Plane{raft: r, placement: r.cfg.Placement, cfg: cfg, catalogueSem: make(chan struct{}, catalogueWrites),
 		sessions: otter.Must(&otter.Options[string, fsm.SessionInfo]{
 			MaximumWeight:    256 << 20,
 			Weigher:          func(id string, s fsm.SessionInfo) uint32 { return uint32(min(sessionSize(&s), 1<<31)) },
@@ -85,8 +82,8 @@ func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
 	}
 	switch fsm.Status(res.Value) {
 	case fsm.StatusOK:
-		info := c.Session
-		p.cacheSession(info)
+		p.cacheSession(c.Session)
+		p.catalogue(c.Session)
 		return nil
 	case fsm.StatusSessionExists:
 		return ErrSessionExists
@@ -171,7 +168,8 @@ func (p *Plane) propose(ctx context.Context, group int, cmd []byte) (sm.Result, 
 // Session returns the immutable part of a session (LastSeq and
 // ArchivedSeq are zero): what authorization needs. Served from the session
 // cache; a miss reads the local replica, then confirms an absence with a
-// linearizable read so a session created a moment ago elsewhere is found.
+// linearizable read so a session created a moment ago elsewhere is found;
+// when no replica can answer, the archive catalogue is asked.
 func (p *Plane) Session(ctx context.Context, id string) (fsm.SessionInfo, error) {
 	if s, ok := p.sessions.GetIfPresent(id); ok {
 		return s, nil
@@ -179,6 +177,9 @@ func (p *Plane) Session(ctx context.Context, id string) (fsm.SessionInfo, error)
 	s, err := p.readSession(ctx, id, false)
 	if errors.Is(err, ErrSessionNotFound) {
 		s, err = p.readSession(ctx, id, true)
+	}
+	if err != nil && !errors.Is(err, ErrSessionNotFound) {
+		s, err = p.catalogueLookup(ctx, id, err)
 	}
 	if err != nil {
 		return fsm.SessionInfo{}, err
@@ -270,10 +271,10 @@ func (p *Plane) Events(ctx context.Context, id string, after uint64, limit int, 
 		return page, nil
 	}
 	to := min(hot.ArchivedSeq, after+uint64(limit))
-	if p.cfg.Cold == nil {
+	if p.cfg.Archive == nil {
 		return Page{}, fmt.Errorf("events %d..%d of %q are archived and no archive is configured: %w", after+1, to, id, ErrReplayGap)
 	}
-	cold, err := p.cfg.Cold.ReadEvents(ctx, id, hot.TenantID, after+1, to)
+	cold, err := p.cfg.Archive.ReadEvents(ctx, id, hot.TenantID, after+1, to)
 	if err != nil {
 		return Page{}, fmt.Errorf("archive read of %q %d..%d: %v: %w", id, after+1, to, err, ErrReplayGap)
 	}

@@ -49,7 +49,7 @@ type Raft struct {
 	nh     *dragonboat.NodeHost
 	cfg    RaftConfig
 	local  []int
-	hot    atomic.Int64 // hot-tier bytes over all local replicas
+	hot    fsm.HotTier // unarchived events over all local replicas
 	closed atomic.Bool
 
 	started atomic.Bool               // every local replica was started once
@@ -79,6 +79,7 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 		return nil, fmt.Errorf("open raft node host at %s (%s): %w", cfg.Dir, addr, err)
 	}
 	r.nh = nh
+	current.Store(r)
 	return r, nil
 }
 
@@ -180,7 +181,10 @@ func (r *Raft) Leader(group int) (node string, term uint64, ok bool) {
 }
 
 // HotBytes is the size of the hot tier over all local replicas.
-func (r *Raft) HotBytes() int64 { return r.hot.Load() }
+func (r *Raft) HotBytes() int64 { return r.hot.Bytes.Load() }
+
+// HotEvents is the number of unarchived events over all local replicas.
+func (r *Raft) HotEvents() int64 { return r.hot.Events.Load() }
 
 // Probe is a readiness check of the local replicas.
 type Probe struct {

@@ -72,9 +72,6 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, s.dataError(ctx, err))
 		return
 	}
-	if s.cfg.Catalogue != nil {
-		s.cfg.Catalogue(info)
-	}
 	writeJSON(ctx, fasthttp.StatusCreated, appendCreated(make([]byte, 0, 256+len(info.Metadata)), &info))
 }
 

@@ -18,7 +18,8 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 }
 
 // writeError writes an API error: {"error","message"}, or {"error"} for
-// the framework-level shapes (spec §2.1).
+// the framework-level shapes (spec §2.1), with the www-authenticate
+// challenge of a 401 (spec §3.3).
 func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
@@ -28,6 +29,9 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 		b = jsonc.AppendString(b, e.message)
 	}
 	b = append(b, '}')
+	if c := e.challenge(); c != "" {
+		ctx.Response.Header.Set("www-authenticate", c)
+	}
 	writeJSON(ctx, e.status, b)
 }
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -22,7 +23,6 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"starcite/dataplane"
-	"starcite/fsm"
 )
 
 // MaxBodyBytes is the largest request body accepted (Decision 2).
@@ -31,9 +31,6 @@ const MaxBodyBytes = 8_000_000
 // Config configures the HTTP edge.
 type Config struct {
 	WriteNode bool // this node is in STARCITE_WRITE_NODE_IDS (health "mode")
-	// Catalogue receives every created session for the archive catalogue;
-	// nil when there is none.
-	Catalogue func(s fsm.SessionInfo)
 	// Tails runs upgraded tail connections.
 	Tails TailServer
 	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).
@@ -65,29 +62,56 @@ func NewServer(cfg Config, plane *dataplane.Plane, auth Authenticator, log *slog
 // HTTPServer returns the fasthttp server running the API.
 func (s *Server) HTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               s.Handle,
-		ErrorHandler:          s.requestError,
-		MaxRequestBodySize:    MaxBodyBytes,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		TCPKeepalive:          true,
-		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Handler:            s.Handle,
+		ErrorHandler:       s.requestError,
+		MaxRequestBodySize: MaxBodyBytes,
+		// The request line and headers must fit: long session ids are
+		// addressed in the path and JWTs can be large. Buffers of idle
+		// connections go back to the pool.
+		ReadBufferSize:    32 << 10,
+		ReduceMemoryUsage: true,
+		// Bodies are JSON or refused with 415: never parse (or spool to
+		// disk) a multipart upload.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  120 * time.Second,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		TCPKeepalive:                 true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{s.log},
 	}
 }
 
 // requestError answers requests fasthttp could not read.
 func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		drainUpload(ctx.Conn())
 		writeError(ctx, errPayloadTooLarge)
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusBadRequest)
 	ctx.SetContentType(jsonContentType)
 	ctx.SetBodyString(`{"error":"bad_request","message":"Malformed HTTP request"}`)
+}
+
+// drainUpload reads and discards what a client is still sending of a body
+// that is too large, so that closing the connection after the 413 does not
+// reset it and the client gets to read the response. Bounded in bytes and
+// stopped as soon as the client pauses.
+func drainUpload(c net.Conn) {
+	const maxDrain = 64 << 20
+	buf := make([]byte, 64<<10)
+	for total := 0; total < maxDrain; {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := c.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	c.SetReadDeadline(time.Time{})
 }
 
 // Handle routes one request. Paths are matched by segment on the raw

@@ -26,19 +26,26 @@ type Query func(*State) any
 type StateMachine struct {
 	group    uint64
 	notifier Notifier
-	hot      *atomic.Int64 // node-wide hot-tier bytes, shared by all replicas
+	hot      *HotTier // node-wide hot-tier totals, shared by all replicas
 
 	mu       sync.RWMutex
 	state    *State
-	reported int64 // this replica's share of *hot
+	reported Stats // this replica's share of *hot
+}
+
+// HotTier totals the unarchived events of every replica on a node: what
+// the pending budget (Decision 18) and the metrics measure.
+type HotTier struct {
+	Bytes  atomic.Int64
+	Events atomic.Int64
 }
 
 var _ sm.IConcurrentStateMachine = (*StateMachine)(nil)
 
 // Factory returns Dragonboat's constructor for replicas of group shards.
 // groupOf maps a shard id to the group it serves; hot accumulates the
-// hot-tier bytes of every replica on this node (for the pending budget).
-func Factory(groupOf func(shardID uint64) uint64, n Notifier, hot *atomic.Int64) sm.CreateConcurrentStateMachineFunc {
+// hot tier of every replica on this node.
+func Factory(groupOf func(shardID uint64) uint64, n Notifier, hot *HotTier) sm.CreateConcurrentStateMachineFunc {
 	return func(shardID, _ uint64) sm.IConcurrentStateMachine {
 		return &StateMachine{group: groupOf(shardID), notifier: n, hot: hot, state: NewState()}
 	}
@@ -61,14 +68,15 @@ func (m *StateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	return ents, nil
 }
 
-// publishHot moves this replica's hot-tier size into the node-wide gauge.
-// Called with m.mu held.
+// publishHot moves this replica's hot-tier size into the node-wide
+// totals. Called with m.mu held.
 func (m *StateMachine) publishHot() {
 	if m.hot == nil {
 		return
 	}
-	now := m.state.hotBytes
-	m.hot.Add(now - m.reported)
+	now := Stats{HotBytes: m.state.hotBytes, HotEvents: m.state.hotEvents}
+	m.hot.Bytes.Add(now.HotBytes - m.reported.HotBytes)
+	m.hot.Events.Add(now.HotEvents - m.reported.HotEvents)
 	m.reported = now
 }
 
@@ -117,8 +125,9 @@ func (m *StateMachine) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <
 func (m *StateMachine) Close() error {
 	m.mu.Lock()
 	if m.hot != nil {
-		m.hot.Add(-m.reported)
-		m.reported = 0
+		m.hot.Bytes.Add(-m.reported.HotBytes)
+		m.hot.Events.Add(-m.reported.HotEvents)
+		m.reported = Stats{}
 	}
 	m.mu.Unlock()
 	return nil

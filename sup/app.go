@@ -2,22 +2,26 @@ package sup
 
 import (
 	"errors"
+	"time"
 
 	"ergo.services/ergo/act"
 	"ergo.services/ergo/gen"
 	"github.com/valyala/fasthttp"
 
 	"starcite/actors"
+	"starcite/archive"
 	"starcite/dataplane"
 )
 
 // Deps are the long-lived objects the actors work on, built by the app
 // before the node starts.
 type Deps struct {
-	Raft     *dataplane.Raft
-	Plane    *dataplane.Plane
-	HTTP     *fasthttp.Server
-	HTTPAddr string
+	Raft       *dataplane.Raft
+	Plane      *dataplane.Plane
+	Archive    archive.Adapter
+	FlushEvery time.Duration
+	HTTP       *fasthttp.Server
+	HTTPAddr   string
 }
 
 // App is the starcite Ergo application.
@@ -66,6 +70,7 @@ func (s *dataPlane) Init(args ...any) (act.SupervisorSpec, error) {
 			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Raft)},
 			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane)},
 			{Name: actors.FanoutName, Factory: actors.NewFanout()},
+			{Name: actors.ArchiverName, Factory: actors.NewArchiver(s.deps.Plane, s.deps.Archive, s.deps.FlushEvery)},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
 	}, nil

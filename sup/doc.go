@@ -3,7 +3,7 @@
 // DESIGN.md:
 //
 //	starcite (application, permanent: its end stops the node)
-//	├─ data_plane (rest_for_one)  raft → router → fanout
+//	├─ data_plane (rest_for_one)  raft → router → fanout → archiver
 //	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket), http
 //
 // rest_for_one in the data plane: when the raft actor restarts, everything

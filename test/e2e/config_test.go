@@ -30,6 +30,17 @@ func TestBadConfigurationStopsBoot(t *testing.T) {
 		{"cluster without cookie", map[string]string{"STARCITE_WRITE_NODE_IDS": "a@127.0.0.1,b@127.0.0.2"}, "STARCITE_COOKIE: required"},
 		{"none mode on a public address", map[string]string{"STARCITE_HTTP_HOST": "0.0.0.0"}, "STARCITE_HTTP_HOST: \"0.0.0.0\" is not a loopback address"},
 		{"log level", map[string]string{"STARCITE_LOG_LEVEL": "loud"}, "STARCITE_LOG_LEVEL: invalid value"},
+		{"jwt is the default mode and needs an issuer", map[string]string{"STARCITE_AUTH_MODE": ""}, "STARCITE_AUTH_JWT_ISSUER: required when STARCITE_AUTH_MODE=jwt"},
+		{"jwt without issuer", jwtEnv("STARCITE_AUTH_MODE", "JWT", "STARCITE_AUTH_JWT_ISSUER", ""), "STARCITE_AUTH_JWT_ISSUER: required"},
+		{"jwt with a blank issuer", jwtEnv("STARCITE_AUTH_JWT_ISSUER", "  "), "STARCITE_AUTH_JWT_ISSUER: required"},
+		{"jwt without audience", jwtEnv("STARCITE_AUTH_JWT_AUDIENCE", ""), "STARCITE_AUTH_JWT_AUDIENCE: required"},
+		{"jwt without JWKS URL", jwtEnv("STARCITE_AUTH_JWKS_URL", ""), "STARCITE_AUTH_JWKS_URL: required"},
+		{"JWKS URL not http", jwtEnv("STARCITE_AUTH_JWKS_URL", "ftp://keys.test/jwks"), "STARCITE_AUTH_JWKS_URL: invalid value"},
+		{"JWKS URL without host", jwtEnv("STARCITE_AUTH_JWKS_URL", "https:///jwks"), "STARCITE_AUTH_JWKS_URL: invalid value"},
+		{"negative leeway", jwtEnv("STARCITE_AUTH_JWT_LEEWAY_SECONDS", "-1"), "STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value"},
+		{"fractional leeway", jwtEnv("STARCITE_AUTH_JWT_LEEWAY_SECONDS", "1.5"), "STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value"},
+		{"zero JWKS refresh", jwtEnv("STARCITE_AUTH_JWKS_REFRESH_MS", "0"), "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
+		{"JWKS refresh not a number", jwtEnv("STARCITE_AUTH_JWKS_REFRESH_MS", "1m"), "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,4 +61,19 @@ func TestBadConfigurationStopsBoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jwtEnv is a complete jwt-mode configuration with the given variables
+// (name, value pairs) set; an empty value counts as unset.
+func jwtEnv(kv ...string) map[string]string {
+	env := map[string]string{
+		"STARCITE_AUTH_MODE":         "jwt",
+		"STARCITE_AUTH_JWT_ISSUER":   "https://issuer.test",
+		"STARCITE_AUTH_JWT_AUDIENCE": "starcite-api",
+		"STARCITE_AUTH_JWKS_URL":     "http://127.0.0.1:1/jwks",
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
 }

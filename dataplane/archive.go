@@ -1,0 +1,105 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"starcite/archive"
+	"starcite/fsm"
+)
+
+// IsLeader reports whether this node's replica leads group.
+func (p *Plane) IsLeader(group int) bool {
+	leader, _, ok := p.raft.Leader(group)
+	return ok && leader == p.raft.cfg.Self
+}
+
+// Pending returns the unarchived events of a local group, for the
+// archiver: up to maxSessions sessions after the id `after`, up to
+// maxEvents oldest events each.
+func (p *Plane) Pending(group int, after string, maxSessions, maxEvents int) ([]fsm.PendingSession, error) {
+	v, err := p.raft.StaleRead(group, func(st *fsm.State) any { return st.Pending(after, maxSessions, maxEvents) })
+	if err != nil {
+		return nil, fmt.Errorf("pending events of group %d: %w", group, err)
+	}
+	return v.([]fsm.PendingSession), nil
+}
+
+// AckArchived commits that the archive holds the marked events, so every
+// replica evicts them from its hot tier.
+func (p *Plane) AckArchived(ctx context.Context, group int, marks []fsm.ArchiveMark) error {
+	res, err := p.propose(ctx, group, fsm.EncodeAckArchived(marks))
+	if err != nil {
+		return err
+	}
+	if fsm.Status(res.Value) != fsm.StatusOK {
+		return fmt.Errorf("%w: ack_archived: %v", ErrInternal, fsm.Status(res.Value))
+	}
+	return nil
+}
+
+// catalogueWrites bounds the background catalogue writes after creates; a
+// create beyond it skips the write (the archiver writes the entry before
+// the session's first events anyway).
+const catalogueWrites = 64
+
+// catalogue writes a created session to the archive catalogue in the
+// background; failures are logged and otherwise ignored (spec §6.1).
+func (p *Plane) catalogue(s fsm.SessionInfo) {
+	if p.cfg.Archive == nil {
+		return
+	}
+	select {
+	case p.catalogueSem <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-p.catalogueSem }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.cfg.Archive.PutSession(ctx, CatalogueEntry(s)); err != nil {
+			slog.Warn("archive catalogue write failed; the archiver retries it with the first events",
+				"session", s.ID, "err", err)
+		}
+	}()
+}
+
+// catalogueLookup asks the archive catalogue for a session the replicas
+// could not be asked about.
+func (p *Plane) catalogueLookup(ctx context.Context, id string, cause error) (fsm.SessionInfo, error) {
+	if p.cfg.Archive == nil {
+		return fsm.SessionInfo{}, cause
+	}
+	s, err := p.cfg.Archive.GetSession(ctx, id)
+	switch {
+	case err == nil:
+		return sessionFromCatalogue(s), nil
+	case errors.Is(err, archive.ErrNotFound):
+		// Absent from the catalogue proves nothing (its write may have
+		// failed): report why the replicas could not answer.
+		return fsm.SessionInfo{}, cause
+	default:
+		return fsm.SessionInfo{}, fmt.Errorf("%w: %v (replicas: %v)", ErrArchiveUnavailable, err, cause)
+	}
+}
+
+// CatalogueEntry is a session as the archive catalogue stores it.
+func CatalogueEntry(s fsm.SessionInfo) archive.Session {
+	e := archive.Session{ID: s.ID, Title: s.Title, TenantID: s.TenantID, Metadata: s.Metadata, CreatedAt: s.CreatedAt}
+	if s.Creator != (fsm.Principal{}) {
+		e.Creator = &archive.Principal{TenantID: s.Creator.TenantID, ID: s.Creator.ID, Type: s.Creator.Type}
+	}
+	return e
+}
+
+func sessionFromCatalogue(e archive.Session) fsm.SessionInfo {
+	s := fsm.SessionInfo{ID: e.ID, TenantID: e.TenantID, Title: e.Title, Metadata: e.Metadata, CreatedAt: e.CreatedAt}
+	if e.Creator != nil {
+		s.Creator = fsm.Principal{TenantID: e.Creator.TenantID, ID: e.Creator.ID, Type: e.Creator.Type}
+	}
+	return s
+}

@@ -1,0 +1,401 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// JWKS handling (spec §3.5). The signing keys live in an immutable keySet
+// swapped atomically, so a request resolves a kid with one map lookup and
+// never waits for a routine refresh: a background goroutine refetches the
+// set before its TTL runs out. Only a kid the set does not know puts a
+// fetch on the request path, and those forced refreshes are rate-limited
+// to one per forcedRefreshInterval (Decision 12), with concurrent
+// requests sharing the fetch in flight.
+//
+// A failed fetch (network error, non-200, invalid document) leaves the
+// set in use untouched. The set keeps serving the keys it knows while the
+// JWKS endpoint is unreachable, past its TTL: an identity provider outage
+// must not turn into an API outage for tokens already verifiable. A key
+// removed from the JWKS stops being accepted at the first successful
+// refresh.
+
+const (
+	// jwksFetchTimeout bounds one JWKS fetch, including reading the body:
+	// an unreachable JWKS endpoint fails requests, it never hangs them.
+	jwksFetchTimeout = 2 * time.Second
+	// forcedRefreshInterval is the minimum time between two refreshes
+	// forced by an unknown kid (Decision 12).
+	forcedRefreshInterval = time.Second
+	// maxJWKSBytes bounds the JWKS document read.
+	maxJWKSBytes = 1 << 20
+)
+
+// keySet is one validated JWKS document.
+type keySet struct {
+	keys    map[string]*rsa.PublicKey // by kid
+	fetched time.Time
+}
+
+// fetchCall is one JWKS fetch that several callers may wait for.
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+// jwksCache holds the signing keys of one JWKS URL.
+type jwksCache struct {
+	url    string
+	ttl    time.Duration
+	client *http.Client
+	log    *slog.Logger
+	now    func() time.Time // for the forced-refresh rate limit
+
+	set atomic.Pointer[keySet]
+
+	mu         sync.Mutex
+	inflight   *fetchCall
+	lastForced time.Time // start of the last forced refresh
+	closed     bool
+
+	fetches     atomic.Int64 // fetch attempts, for tests and debugging
+	lastAttempt atomic.Int64 // Unix nanoseconds of the last fetch start
+
+	ctx    context.Context // canceled by close: ends a fetch in flight
+	cancel context.CancelFunc
+
+	kick chan struct{} // wakes the refresher after a fetch
+	stop chan struct{}
+	done chan struct{}
+}
+
+var errUnknownKid = errors.New("kid not in the JWKS")
+
+func newJWKSCache(url string, ttl time.Duration, now func() time.Time, log *slog.Logger) *jwksCache {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &jwksCache{
+		ctx:    ctx,
+		cancel: cancel,
+		url:    url,
+		ttl:    ttl,
+		client: &http.Client{Timeout: jwksFetchTimeout},
+		log:    log,
+		now:    now,
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+}
+
+// start fetches the set once, synchronously (a failure is logged, not
+// fatal: requests get 401 until the JWKS is reachable), then refreshes it
+// in the background until close.
+func (c *jwksCache) start() {
+	if err := c.refresh(false); err != nil {
+		c.log.Warn("JWKS not available at boot; tokens are rejected until it is", "url", c.url, "err", err)
+	}
+	go c.refresher()
+}
+
+// close stops the background refresher and waits for it.
+func (c *jwksCache) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	close(c.stop)
+	<-c.done
+}
+
+// current returns the key of kid in the set in use, without fetching.
+func (c *jwksCache) current(kid string) *rsa.PublicKey {
+	if s := c.set.Load(); s != nil {
+		return s.keys[kid]
+	}
+	return nil
+}
+
+// key resolves kid: from the set in use, else after a forced refresh.
+func (c *jwksCache) key(kid string) (*rsa.PublicKey, error) {
+	if k := c.current(kid); k != nil {
+		return k, nil
+	}
+	if err := c.refresh(true); err != nil {
+		return nil, err
+	}
+	if k := c.current(kid); k != nil {
+		return k, nil
+	}
+	return nil, errUnknownKid
+}
+
+// errRefreshLimited: a forced refresh ran less than forcedRefreshInterval
+// ago.
+var errRefreshLimited = errors.New("JWKS refresh rate-limited")
+
+// refresh fetches the set, or waits for the fetch already in flight.
+// A forced refresh (unknown kid) starts a new fetch at most once per
+// forcedRefreshInterval.
+func (c *jwksCache) refresh(forced bool) error {
+	c.mu.Lock()
+	if call := c.inflight; call != nil {
+		c.mu.Unlock()
+		<-call.done
+		return call.err
+	}
+	if forced {
+		now := c.now()
+		if !c.lastForced.IsZero() && now.Sub(c.lastForced) < forcedRefreshInterval {
+			c.mu.Unlock()
+			return errRefreshLimited
+		}
+		c.lastForced = now
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	c.inflight = call
+	c.mu.Unlock()
+
+	call.err = c.fetch()
+	if call.err != nil && forced && !errors.Is(call.err, context.Canceled) {
+		c.log.Warn("JWKS refresh for an unknown kid failed; keeping the keys in use", "url", c.url, "err", call.err)
+	}
+
+	c.mu.Lock()
+	c.inflight = nil
+	c.mu.Unlock()
+	close(call.done)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return call.err
+}
+
+// fetch GETs the JWKS and swaps the set in use when the document is
+// valid.
+func (c *jwksCache) fetch() error {
+	c.fetches.Add(1)
+	c.lastAttempt.Store(time.Now().UnixNano())
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxJWKSBytes))
+		return fmt.Errorf("fetch JWKS: status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return fmt.Errorf("fetch JWKS: %w", err)
+	}
+	if len(body) > maxJWKSBytes {
+		return fmt.Errorf("invalid JWKS: larger than %d bytes", maxJWKSBytes)
+	}
+	prev := c.set.Load()
+	keys, err := parseJWKS(body, prev)
+	if err != nil {
+		return fmt.Errorf("invalid JWKS: %w", err)
+	}
+	c.set.Store(&keySet{keys: keys, fetched: time.Now()})
+	if prev == nil || !sameKids(prev.keys, keys) {
+		c.log.Info("JWKS loaded", "url", c.url, "kids", strings.Join(sortedKids(keys), ","))
+	}
+	return nil
+}
+
+// refresher refetches the set once 3/4 of its TTL have passed, so that
+// it never goes stale while the JWKS is reachable; while fetches fail it
+// retries every retryInterval.
+func (c *jwksCache) refresher() {
+	defer close(c.done)
+	timer := time.NewTimer(c.nextRefresh())
+	defer timer.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.kick:
+			// A fetch finished (a forced one, or ours): re-plan.
+		case <-timer.C:
+			if s := c.set.Load(); s == nil || time.Since(s.fetched) >= c.refreshAfter() {
+				if err := c.refresh(false); err != nil && !errors.Is(err, context.Canceled) {
+					c.log.Warn("JWKS refresh failed; keeping the keys in use", "url", c.url, "err", err)
+				}
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(c.nextRefresh())
+	}
+}
+
+// refreshAfter is the age at which the background refresher refetches.
+func (c *jwksCache) refreshAfter() time.Duration { return c.ttl * 3 / 4 }
+
+// retryInterval is the least time between the start of a fetch and a
+// background retry.
+func (c *jwksCache) retryInterval() time.Duration {
+	return min(max(c.ttl/4, 100*time.Millisecond), 5*time.Second)
+}
+
+// nextRefresh is how long the refresher sleeps: until the set is due, or,
+// when it is due (or absent) and fetches fail, until retryInterval after
+// the last attempt.
+func (c *jwksCache) nextRefresh() time.Duration {
+	var wait time.Duration
+	if s := c.set.Load(); s != nil {
+		wait = c.refreshAfter() - time.Since(s.fetched)
+	}
+	if wait <= 0 {
+		wait = c.retryInterval() - time.Since(time.Unix(0, c.lastAttempt.Load()))
+	}
+	return max(wait, time.Millisecond)
+}
+
+// parseJWKS validates a JWKS document, fail-closed for the whole set
+// (spec §3.5): a JSON object with a non-empty keys array whose every key
+// has kty RSA, use sig, alg RS256 and non-empty string kid, n and e, with
+// no kid twice. One bad key makes the whole document unusable. Keys equal
+// to those of prev under the same kid keep their *rsa.PublicKey, so that
+// cached verifications stay valid across refreshes.
+func parseJWKS(body []byte, prev *keySet) (map[string]*rsa.PublicKey, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, errors.New("not a JSON object")
+	}
+	rawKeys, ok := doc["keys"]
+	if !ok {
+		return nil, errors.New("no keys")
+	}
+	var keys []json.RawMessage
+	if err := json.Unmarshal(rawKeys, &keys); err != nil || !isJSONArray(rawKeys) {
+		return nil, errors.New("keys is not an array")
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("keys is empty")
+	}
+	out := make(map[string]*rsa.PublicKey, len(keys))
+	for i, raw := range keys {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+			return nil, fmt.Errorf("key %d is not an object", i)
+		}
+		want := map[string]string{"kty": "RSA", "use": "sig", "alg": "RS256"}
+		for _, name := range []string{"kty", "use", "alg"} {
+			if v, ok := jsonString(fields[name]); !ok || v != want[name] {
+				return nil, fmt.Errorf("key %d: %s must be %q", i, name, want[name])
+			}
+		}
+		var kid string
+		for _, name := range []string{"kid", "n", "e"} {
+			v, ok := jsonString(fields[name])
+			if !ok || v == "" {
+				return nil, fmt.Errorf("key %d: %s must be a non-empty string", i, name)
+			}
+			if name == "kid" {
+				kid = v
+			}
+		}
+		if _, dup := out[kid]; dup {
+			return nil, fmt.Errorf("kid %q appears twice", kid)
+		}
+		pub, err := rsaPublicKey(raw)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", kid, err)
+		}
+		if prev != nil {
+			if old := prev.keys[kid]; old != nil && old.Equal(pub) {
+				pub = old
+			}
+		}
+		out[kid] = pub
+	}
+	return out, nil
+}
+
+// rsaPublicKey decodes one JWK into the RSA public key it holds (the
+// public half when the JWK carries a private key).
+func rsaPublicKey(raw []byte) (*rsa.PublicKey, error) {
+	key, err := jwk.ParseKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	pubKey, err := jwk.PublicKeyOf(key)
+	if err != nil {
+		return nil, err
+	}
+	var pub rsa.PublicKey
+	if err := pubKey.Raw(&pub); err != nil {
+		return nil, err
+	}
+	if pub.N == nil || pub.N.Sign() <= 0 || pub.E < 2 {
+		return nil, errors.New("not a usable RSA key")
+	}
+	return &pub, nil
+}
+
+// jsonString decodes raw when it is a JSON string.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func isJSONArray(raw json.RawMessage) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '['
+}
+
+func sortedKids(keys map[string]*rsa.PublicKey) []string {
+	kids := make([]string, 0, len(keys))
+	for kid := range keys {
+		kids = append(kids, kid)
+	}
+	slices.Sort(kids)
+	return kids
+}
+
+func sameKids(a, b map[string]*rsa.PublicKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for kid, k := range a {
+		if b[kid] != k {
+			return false
+		}
+	}
+	return true
+}

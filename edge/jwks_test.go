@@ -1,0 +1,369 @@
+package edge
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParseJWKS(t *testing.T) {
+	pub := &rsaKey(t, 0).PublicKey
+	good := func() map[string]any { return jwkOf("k1", pub) }
+	with := func(k, v string) map[string]any {
+		m := good()
+		m[k] = v
+		return m
+	}
+	without := func(k string) map[string]any {
+		m := good()
+		delete(m, k)
+		return m
+	}
+	doc := func(keys ...map[string]any) string { return string(jwksDoc(keys...)) }
+	second := jwkOf("k2", &rsaKey(t, 1).PublicKey)
+
+	tests := []struct {
+		name string
+		body string
+		kids []string // nil: the document must be rejected
+	}{
+		{"one key", doc(good()), []string{"k1"}},
+		{"two keys", doc(good(), second), []string{"k1", "k2"}},
+		{"extra members", `{"keys":[` + strings.TrimSuffix(doc(good())[len(`{"keys":[`):], "]}") + `],"x":1}`, []string{"k1"}},
+		{"private key parts are not needed", doc(good()), []string{"k1"}},
+		{"not JSON", `keys`, nil},
+		{"not an object", `[]`, nil},
+		{"null", `null`, nil},
+		{"no keys", `{}`, nil},
+		{"keys null", `{"keys":null}`, nil},
+		{"keys not an array", `{"keys":{"k1":{}}}`, nil},
+		{"keys empty", `{"keys":[]}`, nil},
+		{"key not an object", `{"keys":["k1"]}`, nil},
+		{"kty EC", doc(with("kty", "EC")), nil},
+		{"kty lowercase", doc(with("kty", "rsa")), nil},
+		{"kty missing", doc(without("kty")), nil},
+		{"use enc", doc(with("use", "enc")), nil},
+		{"use missing", doc(without("use")), nil},
+		{"alg RS512", doc(with("alg", "RS512")), nil},
+		{"alg missing", doc(without("alg")), nil},
+		{"kid missing", doc(without("kid")), nil},
+		{"kid empty", doc(with("kid", "")), nil},
+		{"n missing", doc(without("n")), nil},
+		{"n empty", doc(with("n", "")), nil},
+		{"n not base64url", doc(with("n", "!!!")), nil},
+		{"e missing", doc(without("e")), nil},
+		{"e empty", doc(with("e", "")), nil},
+		{"kid not a string", strings.Replace(doc(good()), `"kid":"k1"`, `"kid":1`, 1), nil},
+		{"duplicate kid", doc(good(), jwkOf("k1", &rsaKey(t, 1).PublicKey)), nil},
+		{"one bad key among good ones", doc(good(), second, with("use", "enc")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys, err := parseJWKS([]byte(tt.body), nil)
+			if tt.kids == nil {
+				if err == nil {
+					t.Fatalf("accepted, kids %v", sortedKids(keys))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(sortedKids(keys), ","); got != strings.Join(tt.kids, ",") {
+				t.Fatalf("kids %s, want %v", got, tt.kids)
+			}
+		})
+	}
+}
+
+func TestJWKSFetchRequest(t *testing.T) {
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &rsaKey(t, 0).PublicKey)))
+	a := newTestAuth(t, srv.URL, newClock(), time.Minute)
+	srv.mu.Lock()
+	method, accept := srv.method, srv.accept
+	srv.mu.Unlock()
+	if method != http.MethodGet || accept != "application/json" {
+		t.Fatalf("JWKS requested with %s, Accept %q", method, accept)
+	}
+	if a.keys.current("k1") == nil || srv.fetches.Load() != 1 {
+		t.Fatalf("boot fetch: %d fetches", srv.fetches.Load())
+	}
+}
+
+// Only a 200 with a valid document replaces the set; anything else keeps
+// the previous one, and its keys keep working.
+func TestFailedRefreshKeepsTheSet(t *testing.T) {
+	clk := newClock()
+	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	a := newTestAuth(t, srv.URL, clk, time.Minute)
+	rotated := jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey))
+
+	failures := []struct {
+		name   string
+		status int
+		body   []byte
+	}{
+		{"500", 500, rotated},
+		{"204", 204, nil},
+		{"404 with a valid body", 404, rotated},
+		{"invalid document", 200, []byte(`{"keys":"no"}`)},
+		{"one bad key", 200, jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey), map[string]any{"kty": "RSA", "kid": "k3"})},
+		{"empty set", 200, jwksDoc()},
+	}
+	for _, f := range failures {
+		t.Run(f.name, func(t *testing.T) {
+			srv.status.Store(int64(f.status))
+			srv.setBody(f.body)
+			clk.Advance(forcedRefreshInterval)
+			before := srv.fetches.Load()
+			if _, err := authWith(a, token(k1, "k2", claimsAt(clk.Unix()))); err != errAuthInvalid {
+				t.Fatalf("k2 accepted from a refused document: %v", challengeOf(err))
+			}
+			if srv.fetches.Load() != before+1 {
+				t.Fatalf("%d fetches for an unknown kid, want 1", srv.fetches.Load()-before)
+			}
+			// a fresh token (no cache hit) of the old key still verifies
+			c := claimsAt(clk.Unix())
+			c["jti"] = f.name
+			if _, err := authWith(a, token(k0, "k1", c)); err != nil {
+				t.Fatalf("k1 rejected after a failed refresh: %s", err.challenge())
+			}
+		})
+	}
+	// Fixed: the next forced refresh takes the rotated set.
+	srv.status.Store(200)
+	srv.setBody(rotated)
+	clk.Advance(forcedRefreshInterval)
+	if _, err := authWith(a, token(k1, "k2", claimsAt(clk.Unix()))); err != nil {
+		t.Fatalf("k2 after the JWKS was fixed: %s", err.challenge())
+	}
+}
+
+// An unknown kid forces a refresh, at most one per second; concurrent
+// requests share the fetch in flight.
+func TestForcedRefreshRateLimited(t *testing.T) {
+	clk := newClock()
+	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	a := newTestAuth(t, srv.URL, clk, time.Minute)
+	if n := srv.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches at boot", n)
+	}
+
+	// 64 concurrent requests with an unknown kid, while the JWKS answers
+	// slowly: one fetch.
+	<-srv.started // the boot fetch
+	release := make(chan struct{})
+	srv.mu.Lock()
+	srv.block = release
+	srv.mu.Unlock()
+	unknown := token(k1, "k2", claimsAt(clk.Unix()))
+	var wg sync.WaitGroup
+	errs := make(chan *apiError, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := authWith(a, unknown)
+			errs <- err
+		}()
+	}
+	<-srv.started
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != errAuthInvalid {
+			t.Fatalf("unknown kid: %v", challengeOf(err))
+		}
+	}
+	srv.mu.Lock()
+	srv.block = nil
+	srv.mu.Unlock()
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after 64 concurrent unknown kids, want 2 (boot + 1)", n)
+	}
+
+	// Within the same second: no further fetch, immediate 401.
+	for range 10 {
+		if _, err := authWith(a, unknown); err != errAuthInvalid {
+			t.Fatal("unknown kid accepted")
+		}
+	}
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches: forced refreshes not rate-limited", n)
+	}
+
+	// The key is published; once the second has passed, the next request
+	// refreshes and succeeds (key rotation without restart).
+	srv.setBody(jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey)))
+	clk.Advance(forcedRefreshInterval - time.Nanosecond)
+	if _, err := authWith(a, unknown); err != errAuthInvalid || srv.fetches.Load() != 2 {
+		t.Fatalf("refresh before the second passed: %v, %d fetches", challengeOf(err), srv.fetches.Load())
+	}
+	clk.Advance(time.Nanosecond)
+	if _, err := authWith(a, unknown); err != nil {
+		t.Fatalf("rotated key: %s", err.challenge())
+	}
+	if n := srv.fetches.Load(); n != 3 {
+		t.Fatalf("%d fetches, want 3", n)
+	}
+	// Known kids never fetch.
+	for range 10 {
+		c := claimsAt(clk.Unix())
+		c["jti"] = time.Now().String()
+		if _, err := authWith(a, token(k0, "k1", c)); err != nil {
+			t.Fatal(err.challenge())
+		}
+	}
+	if n := srv.fetches.Load(); n != 3 {
+		t.Fatalf("%d fetches for known kids", n)
+	}
+}
+
+// The background refresher picks up a new set before the TTL runs out,
+// without any request waiting for it.
+func TestBackgroundRefresh(t *testing.T) {
+	clk := newClock()
+	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	a := newTestAuth(t, srv.URL, clk, 200*time.Millisecond)
+	srv.waitHits(t, 1) // boot fetch
+	rotated := jwksDoc(jwkOf("k2", &k1.PublicKey))
+	srv.setBody(rotated)
+	srv.waitServed(t, 200, rotated)
+	if a.keys.current("k2") == nil || a.keys.current("k1") != nil {
+		t.Fatalf("background refresh did not install the new set")
+	}
+	if _, err := authWith(a, token(k1, "k2", claimsAt(clk.Unix()))); err != nil {
+		t.Fatal(err.challenge())
+	}
+	a.keys.mu.Lock()
+	forced := a.keys.lastForced
+	a.keys.mu.Unlock()
+	if !forced.IsZero() {
+		t.Fatal("a forced refresh ran although the refresher had the key")
+	}
+}
+
+// Background refreshes that fail keep serving the last good set, past
+// its TTL.
+func TestBackgroundRefreshFailureKeepsKeys(t *testing.T) {
+	clk := newClock()
+	k0 := rsaKey(t, 0)
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	a := newTestAuth(t, srv.URL, clk, 100*time.Millisecond)
+	srv.waitHits(t, 1)
+	srv.status.Store(503)
+	// three failed background refreshes: well past the TTL
+	for failed := 0; failed < 3; {
+		if srv.waitHits(t, 1).status == 503 {
+			failed++
+		}
+	}
+	if _, err := authWith(a, token(k0, "k1", claimsAt(clk.Unix()))); err != nil {
+		t.Fatalf("known key rejected while the JWKS fails: %s", err.challenge())
+	}
+}
+
+// An unreachable JWKS never hangs a request and never fails the boot.
+func TestUnreachableJWKS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/jwks"
+	ln.Close() // connection refused from now on
+
+	clk := newClock()
+	start := time.Now()
+	a := newTestAuth(t, url, clk, time.Minute)
+	if d := time.Since(start); d > jwksFetchTimeout+time.Second {
+		t.Fatalf("boot took %s", d)
+	}
+	tok := token(rsaKey(t, 0), "k1", claimsAt(clk.Unix()))
+	start = time.Now()
+	if _, err := authWith(a, tok); err != errAuthInvalid {
+		t.Fatalf("got %v, want 401 invalid_token", challengeOf(err))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("401 took %s", d)
+	}
+}
+
+// A JWKS that accepts connections but never answers: requests fail after
+// the fetch timeout, not later.
+func TestSilentJWKS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				<-stop
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() { close(stop); ln.Close(); conns.Wait() })
+
+	clk := newClock()
+	a := newTestAuth(t, "http://"+ln.Addr().String()+"/jwks", clk, time.Minute)
+	clk.Advance(forcedRefreshInterval)
+	start := time.Now()
+	if _, err := authWith(a, token(rsaKey(t, 0), "k1", claimsAt(clk.Unix()))); err != errAuthInvalid {
+		t.Fatalf("got %v, want 401 invalid_token", challengeOf(err))
+	}
+	if d := time.Since(start); d > jwksFetchTimeout+time.Second {
+		t.Fatalf("401 took %s", d)
+	}
+}
+
+// Boot with the JWKS down, then it comes up: tokens verify without a
+// restart.
+func TestJWKSComesUpAfterBoot(t *testing.T) {
+	clk := newClock()
+	k0 := rsaKey(t, 0)
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	srv.status.Store(503)
+	a := newTestAuth(t, srv.URL, clk, time.Minute)
+	tok := token(k0, "k1", claimsAt(clk.Unix()))
+	if _, err := authWith(a, tok); err != errAuthInvalid {
+		t.Fatal("accepted without keys")
+	}
+	srv.status.Store(200)
+	clk.Advance(forcedRefreshInterval)
+	if _, err := authWith(a, tok); err != nil {
+		t.Fatalf("after the JWKS came up: %s", err.challenge())
+	}
+}
+
+func TestCloseStopsRefresher(t *testing.T) {
+	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &rsaKey(t, 0).PublicKey)))
+	a, err := NewJWTAuth(JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSURL: srv.URL,
+		Leeway: time.Second, JWKSRefresh: 20 * time.Millisecond}, discardLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.waitHits(t, 2) // boot and one background refresh
+	a.Close()
+	a.Close() // idempotent
+	select {
+	case <-a.keys.done:
+	default:
+		t.Fatal("refresher still running after Close")
+	}
+}
