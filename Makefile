@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 UNIT_PKGS := ./fsm/... ./edge/... ./dataplane/... ./archive/... ./actors/... ./sup/... ./app/...
 E2E_PKGS  := ./test/...
 
-.PHONY: build run test unit e2e vet fmt-check fuzz clean
+.PHONY: build run test vet fmt-check fuzz cluster cluster-stop clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./app
@@ -22,6 +22,14 @@ build:
 #   PORT=4100 STARCITE_RAFT_DATA_DIR=./data-2 make run
 run: build
 	STARCITE_AUTH_MODE=$${STARCITE_AUTH_MODE:-none} ./$(BIN) server
+
+# A 3-node cluster on 127.0.0.1-3 (ports 4000/7100/7200 on each address)
+# in the background; data and logs under ./cluster-data.
+cluster: build
+	rel/dev-cluster.sh start
+
+cluster-stop:
+	rel/dev-cluster.sh stop
 
 # Everything CI runs. Needs the test services (Postgres, an S3-compatible
 # server); .ci/services.sh installs and starts them when missing.

@@ -7,6 +7,7 @@ import (
 	"ergo.services/ergo/act"
 	"ergo.services/ergo/gen"
 
+	"starcite/dataplane"
 	"starcite/fsm"
 )
 
@@ -29,6 +30,27 @@ type Subscribe struct {
 	SessionID string
 	PID       gen.PID
 }
+
+// Across nodes: a node without a replica of a session's group subscribes
+// through the fan-out of a node that has one. Sends between two fan-out
+// actors are process-to-process, which Ergo keeps in order.
+type (
+	remoteSubscribe struct {
+		SessionID string
+		Node      string // the subscribing node
+	}
+	remoteUnsubscribe struct {
+		SessionID string
+		Node      string
+	}
+	remoteCursor struct {
+		Update CursorUpdate
+	}
+)
+
+// resync tells a TailSocket that updates may have been lost (the node it
+// received them through went down): it re-reads from its cursor.
+type resync struct{}
 
 // committed carries the commits of one applied batch from the state
 // machine to the fan-out actor.
@@ -57,23 +79,72 @@ func (n *Notifier) Committed(group uint64, commits []fsm.Commit) {
 // Fanout delivers committed events to the TailSockets of their session on
 // this node. Every replica applies every commit in log order, so a node
 // holding a replica of the session's group sees each event exactly once
-// and in order; local sends preserve that order up to the socket.
+// and in order; local sends preserve that order up to the socket. A node
+// without such a replica subscribes through a node with one and receives
+// the updates from its fan-out.
 type Fanout struct {
 	act.Actor
+	plane     *dataplane.Plane
+	self      string
 	subs      map[string]map[gen.PID]struct{}
 	sessionOf map[gen.PID]string
+	via       map[string]string              // session → node whose fan-out feeds us
+	remote    map[string]map[string]struct{} // session → nodes fed by us
+	monitored map[string]bool
 	delivered uint64
 }
 
 // NewFanout returns the factory of the fan-out actor.
-func NewFanout() gen.ProcessFactory {
-	return func() gen.ProcessBehavior { return &Fanout{} }
+func NewFanout(p *dataplane.Plane, self string) gen.ProcessFactory {
+	return func() gen.ProcessBehavior { return &Fanout{plane: p, self: self} }
 }
 
 func (a *Fanout) Init(args ...any) error {
 	a.subs = map[string]map[gen.PID]struct{}{}
 	a.sessionOf = map[gen.PID]string{}
+	a.via = map[string]string{}
+	a.remote = map[string]map[string]struct{}{}
+	a.monitored = map[string]bool{}
 	return nil
+}
+
+// feed makes sure updates of a session reach this node: directly when it
+// holds a replica of the session's group, else through another node.
+func (a *Fanout) feed(session string) {
+	if a.via[session] != "" || a.plane.Raft().IsLocal(a.plane.Placement().Group(session)) {
+		return
+	}
+	for _, node := range a.plane.Candidates(a.plane.Placement().Group(session)) {
+		if !a.monitor(node) {
+			continue
+		}
+		if err := a.Send(gen.ProcessID{Name: FanoutName, Node: gen.Atom(node)},
+			remoteSubscribe{SessionID: session, Node: a.self}); err == nil {
+			a.via[session] = node
+			return
+		}
+	}
+	a.Log().Warning("no replica reachable to feed tails of %q; they catch up by polling", session)
+}
+
+func (a *Fanout) monitor(node string) bool {
+	if a.monitored[node] {
+		return true
+	}
+	if err := a.MonitorNode(gen.Atom(node)); err != nil {
+		return false
+	}
+	a.monitored[node] = true
+	return true
+}
+
+func (a *Fanout) deliver(u CursorUpdate) {
+	set := a.subs[u.SessionID]
+	for pid := range set {
+		a.Send(pid, u)
+	}
+	a.delivered += uint64(len(set))
+	cursorUpdates.Add(float64(len(set)))
 }
 
 func (a *Fanout) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
@@ -92,6 +163,7 @@ func (a *Fanout) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error)
 		set[s.PID] = struct{}{}
 		a.sessionOf[s.PID] = s.SessionID
 		tailSubscriptions.Set(float64(len(a.sessionOf)))
+		a.feed(s.SessionID)
 		return true, nil
 	}
 	return nil, nil
@@ -101,16 +173,31 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 	switch m := message.(type) {
 	case committed:
 		for _, c := range m.commits {
-			set := a.subs[c.SessionID]
-			if len(set) == 0 {
-				continue
-			}
 			u := CursorUpdate{SessionID: c.SessionID, Seq: c.Event.Seq, LastSeq: c.LastSeq, Event: c.Event}
-			for pid := range set {
-				a.Send(pid, u)
+			if len(a.subs[c.SessionID]) > 0 {
+				a.deliver(u)
 			}
-			a.delivered += uint64(len(set))
-			cursorUpdates.Add(float64(len(set)))
+			for node := range a.remote[c.SessionID] {
+				a.Send(gen.ProcessID{Name: FanoutName, Node: gen.Atom(node)}, remoteCursor{Update: u})
+			}
+		}
+	case remoteCursor:
+		a.deliver(m.Update)
+	case remoteSubscribe:
+		if a.monitor(m.Node) {
+			set := a.remote[m.SessionID]
+			if set == nil {
+				set = map[string]struct{}{}
+				a.remote[m.SessionID] = set
+			}
+			set[m.Node] = struct{}{}
+		}
+	case remoteUnsubscribe:
+		if set := a.remote[m.SessionID]; set != nil {
+			delete(set, m.Node)
+			if len(set) == 0 {
+				delete(a.remote, m.SessionID)
+			}
 		}
 	case gen.MessageDownPID:
 		if id, ok := a.sessionOf[m.PID]; ok {
@@ -119,9 +206,35 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 				delete(set, m.PID)
 				if len(set) == 0 {
 					delete(a.subs, id)
+					if node := a.via[id]; node != "" {
+						delete(a.via, id)
+						a.Send(gen.ProcessID{Name: FanoutName, Node: gen.Atom(node)},
+							remoteUnsubscribe{SessionID: id, Node: a.self})
+					}
 				}
 			}
 			tailSubscriptions.Set(float64(len(a.sessionOf)))
+		}
+	case gen.MessageDownNode:
+		node := string(m.Name)
+		delete(a.monitored, node)
+		for id, set := range a.remote {
+			delete(set, node)
+			if len(set) == 0 {
+				delete(a.remote, id)
+			}
+		}
+		for id, via := range a.via {
+			if via != node {
+				continue
+			}
+			// Updates may have been lost on the way: feed the session
+			// through another node and have its sockets re-read.
+			delete(a.via, id)
+			a.feed(id)
+			for pid := range a.subs[id] {
+				a.Send(pid, resync{})
+			}
 		}
 	}
 	return nil
@@ -129,6 +242,8 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 
 func (a *Fanout) HandleInspect(from gen.PID, item ...string) map[string]string {
 	return map[string]string{
+		"remote_feeds_in":   strconv.Itoa(len(a.via)),
+		"remote_feeds_out":  strconv.Itoa(len(a.remote)),
 		"sessions":          strconv.Itoa(len(a.subs)),
 		"sockets":           strconv.Itoa(len(a.sessionOf)),
 		"updates_delivered": strconv.FormatUint(a.delivered, 10),

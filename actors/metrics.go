@@ -23,6 +23,18 @@ var (
 		Name: "starcite_tail_closes_total",
 		Help: "Tail sockets closed by the server, by close code.",
 	}, []string{"code"})
+	leaderChanges = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "starcite_raft_leader_changes_total",
+		Help: "Leader changes reported by the local replicas.",
+	})
+	groupLeader = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "starcite_raft_group_leader",
+		Help: "1 for each local group this node leads, 0 for the others.",
+	}, []string{"group"})
+	forwardedRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "starcite_forwarded_requests_total",
+		Help: "Requests other nodes forwarded to this node's replicas, by kind.",
+	}, []string{"kind"})
 	tailReplayed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "starcite_tail_replayed_events_total",
 		Help: "Events sent to tail sockets from replay (hot tier and archive).",

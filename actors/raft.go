@@ -80,7 +80,9 @@ func (a *Raft) HandleMessage(from gen.PID, message any) error {
 		a.SendAfter(a.PID(), probeTick{}, probeInterval)
 	case LeaderChanged:
 		a.raft.InvalidateReadiness()
-		a.Send(RouterName, m)
+		// High priority: the router is a pool that hands normal messages
+		// to its workers; routing updates are for the router itself.
+		a.SendWithPriority(RouterName, m, gen.MessagePriorityHigh)
 	}
 	return nil
 }

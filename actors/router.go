@@ -1,7 +1,11 @@
 package actors
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"ergo.services/ergo/act"
@@ -17,34 +21,49 @@ const (
 	HTTPName   gen.Atom = "http"
 )
 
-// Router owns the routing view: the leader of every group as last
-// reported, published as an immutable dataplane.Routes after each change so
-// the request path never waits on this mailbox.
+// Router owns the routing view — the leader of every group as last
+// reported, published as an immutable dataplane.Routes after each change
+// so the request path never waits on this mailbox — and serves the
+// requests other nodes forward here.
+//
+// It is an act.Pool: forwarded requests (normal priority) go round-robin
+// to routerWorker actors that run them on the local replicas, so a slow
+// commit never holds up the others; routing updates are sent with high
+// priority and handled by the router itself.
 type Router struct {
-	act.Actor
+	act.Pool
 	plane   *dataplane.Plane
+	self    string
 	leaders []dataplane.LeaderHint
 	changes int
 }
 
-// NewRouter returns the factory of the router actor.
-func NewRouter(p *dataplane.Plane) gen.ProcessFactory {
-	return func() gen.ProcessBehavior { return &Router{plane: p} }
+// routerWorkers bounds how many forwarded requests run at once.
+const routerWorkers = 32
+
+// NewRouter returns the factory of the router.
+func NewRouter(p *dataplane.Plane, self string) gen.ProcessFactory {
+	return func() gen.ProcessBehavior { return &Router{plane: p, self: self} }
 }
 
-func (a *Router) Init(args ...any) error {
+func (a *Router) Init(args ...any) (act.PoolOptions, error) {
 	p := a.plane.Placement()
 	a.leaders = make([]dataplane.LeaderHint, p.Groups())
 	// Seed from what the local replicas already know (the router may
 	// restart long after the leaders were elected).
 	now := time.Now()
 	for _, g := range a.plane.Raft().LocalGroups() {
-		if node, term, ok := a.plane.Raft().Leader(g); ok {
+		node, term, ok := a.plane.Raft().Leader(g)
+		if ok {
 			a.leaders[g] = dataplane.LeaderHint{Node: node, Term: term, Seen: now}
 		}
+		a.gauge(g, node)
 	}
 	a.publish()
-	return nil
+	return act.PoolOptions{
+		PoolSize:      routerWorkers,
+		WorkerFactory: func() gen.ProcessBehavior { return &routerWorker{plane: a.plane} },
+	}, nil
 }
 
 func (a *Router) HandleMessage(from gen.PID, message any) error {
@@ -55,9 +74,19 @@ func (a *Router) HandleMessage(from gen.PID, message any) error {
 		node, _ := a.plane.Placement().NodeOf(m.Leader)
 		a.leaders[m.Group] = dataplane.LeaderHint{Node: node, Term: m.Term, Seen: time.Now()}
 		a.changes++
+		leaderChanges.Inc()
+		a.gauge(m.Group, node)
 		a.publish()
 	}
 	return nil
+}
+
+func (a *Router) gauge(group int, leader string) {
+	v := 0.0
+	if leader == a.self {
+		v = 1
+	}
+	groupLeader.WithLabelValues(strconv.Itoa(group)).Set(v)
 }
 
 func (a *Router) publish() {
@@ -75,5 +104,80 @@ func (a *Router) HandleInspect(from gen.PID, item ...string) map[string]string {
 		"groups":         strconv.Itoa(len(a.leaders)),
 		"leaders_known":  strconv.Itoa(known),
 		"leader_changes": strconv.Itoa(a.changes),
+		"workers":        strconv.Itoa(routerWorkers),
 	}
+}
+
+// rpcTimeout bounds one forwarded request (spec §10.4: 5 s).
+const rpcTimeout = 5 * time.Second
+
+// routerWorker runs forwarded requests on the local replicas.
+type routerWorker struct {
+	act.Actor
+	plane *dataplane.Plane
+}
+
+func (w *routerWorker) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout-500*time.Millisecond)
+	defer cancel()
+	switch r := request.(type) {
+	case dataplane.ProposeRequest:
+		forwardedRequests.WithLabelValues("propose").Inc()
+		return w.plane.ServePropose(ctx, r), nil
+	case dataplane.ReadRequest:
+		forwardedRequests.WithLabelValues("read").Inc()
+		return w.plane.ServeRead(ctx, r), nil
+	}
+	return nil, nil
+}
+
+// Forwarder implements dataplane.Forwarder with calls to the router of
+// another node.
+type Forwarder struct {
+	node atomic.Pointer[gen.Node]
+}
+
+// SetNode connects the forwarder to the running node.
+func (f *Forwarder) SetNode(n gen.Node) { f.node.Store(&n) }
+
+func (f *Forwarder) call(ctx context.Context, node string, req any) (any, error) {
+	n := f.node.Load()
+	if n == nil {
+		return nil, errors.New("node not started")
+	}
+	secs := int(rpcTimeout / time.Second)
+	if dl, ok := ctx.Deadline(); ok {
+		secs = max(1, min(secs, int(time.Until(dl).Round(time.Second)/time.Second)))
+	}
+	v, err := (*n).CallWithTimeout(gen.ProcessID{Name: RouterName, Node: gen.Atom(node)}, req, secs)
+	if errors.Is(err, gen.ErrNoRoute) || errors.Is(err, gen.ErrProcessUnknown) {
+		err = fmt.Errorf("%w: %v", dataplane.ErrNotDelivered, err)
+	}
+	return v, err
+}
+
+// Propose forwards a command to node.
+func (f *Forwarder) Propose(ctx context.Context, node string, req dataplane.ProposeRequest) (dataplane.ProposeReply, error) {
+	v, err := f.call(ctx, node, req)
+	if err != nil {
+		return dataplane.ProposeReply{}, err
+	}
+	r, ok := v.(dataplane.ProposeReply)
+	if !ok {
+		return dataplane.ProposeReply{}, fmt.Errorf("unexpected reply %T from %s", v, node)
+	}
+	return r, nil
+}
+
+// Read forwards a read to node.
+func (f *Forwarder) Read(ctx context.Context, node string, req dataplane.ReadRequest) (dataplane.ReadReply, error) {
+	v, err := f.call(ctx, node, req)
+	if err != nil {
+		return dataplane.ReadReply{}, err
+	}
+	r, ok := v.(dataplane.ReadReply)
+	if !ok {
+		return dataplane.ReadReply{}, fmt.Errorf("unexpected reply %T from %s", v, node)
+	}
+	return r, nil
 }

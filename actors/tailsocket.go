@@ -161,10 +161,15 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	case catchUp:
 		t.SendAfter(t.PID(), catchUp{}, catchUpEvery)
 		if !t.replaying && !t.closing {
-			if last, ok := t.plane.LastSeq(t.spec.SessionID); ok && last > t.cursor {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			last, ok := t.plane.LastSeq(ctx, t.spec.SessionID)
+			cancel()
+			if ok && last > t.cursor {
 				t.startReplay()
 			}
 		}
+	case resync:
+		t.startReplay()
 	case tokenExpired:
 		t.closeWith(closeTokenExpired, "token_expired")
 	case clientGone:

@@ -25,6 +25,12 @@ type Config struct {
 	DataDir    string   // STARCITE_RAFT_DATA_DIR
 	RaftRTT    time.Duration
 
+	ClusterNodes []string      // CLUSTER_NODES: static peers
+	DNSQuery     string        // DNS_CLUSTER_QUERY: peers polled from DNS
+	DNSEvery     time.Duration // DNS_POLL_INTERVAL_MS
+	DNSBasename  string        // DNS_CLUSTER_NODE_BASENAME
+	LeaderTTL    time.Duration // STARCITE_ROUTE_LEADER_CACHE_TTL_MS
+
 	Telemetry bool // STARCITE_ENABLE_TELEMETRY: serve /metrics
 
 	AuthMode          string // none | jwt
@@ -56,6 +62,12 @@ func loadConfig(e *env) (Config, error) {
 		NumGroups: e.posInt("STARCITE_NUM_GROUPS", 256),
 		DataDir:   e.str("STARCITE_RAFT_DATA_DIR", "./data"),
 		RaftRTT:   e.millis("STARCITE_RAFT_RTT_MS", 100*time.Millisecond),
+
+		ClusterNodes: e.list("CLUSTER_NODES"),
+		DNSQuery:     e.str("DNS_CLUSTER_QUERY", ""),
+		DNSEvery:     e.millis("DNS_POLL_INTERVAL_MS", 5*time.Second),
+		DNSBasename:  e.str("DNS_CLUSTER_NODE_BASENAME", "starcite"),
+		LeaderTTL:    e.millis("STARCITE_ROUTE_LEADER_CACHE_TTL_MS", 10*time.Second),
 
 		Telemetry:         e.boolean("STARCITE_ENABLE_TELEMETRY", true),
 		AllowInsecureNone: e.boolean("STARCITE_ALLOW_INSECURE_NONE", false),
@@ -89,7 +101,17 @@ func (c *Config) resolve(e *env) error {
 
 	c.WriteNodes = e.list("STARCITE_WRITE_NODE_IDS")
 	if len(c.WriteNodes) == 0 {
+		if len(c.ClusterNodes) > 0 || c.DNSQuery != "" {
+			// A clustered node must know the write nodes: defaulting to
+			// "just me" would split the cluster into single-node islands.
+			return errors.New("STARCITE_WRITE_NODE_IDS: required when CLUSTER_NODES or DNS_CLUSTER_QUERY is set")
+		}
 		c.WriteNodes = []string{c.NodeName}
+	}
+	for _, n := range c.ClusterNodes {
+		if nm, h, ok := strings.Cut(n, "@"); !ok || nm == "" || h == "" {
+			return fmt.Errorf("CLUSTER_NODES: invalid node %q (expected name@host)", n)
+		}
 	}
 	for _, n := range c.WriteNodes {
 		if nm, h, ok := strings.Cut(n, "@"); !ok || nm == "" || h == "" {

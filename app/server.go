@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -46,6 +47,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 	var node atomic.Pointer[gen.Node]
 	notifier := &actors.Notifier{}
 	tails := &actors.Tails{}
+	forwarder := &actors.Forwarder{}
 	raft, err := dataplane.OpenRaft(dataplane.RaftConfig{
 		Dir:       filepath.Join(cfg.DataDir, "raft"),
 		Self:      cfg.NodeName,
@@ -73,6 +75,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 
 	plane := dataplane.NewPlane(raft, dataplane.PlaneConfig{
 		Archive:            store,
+		LeaderTTL:          cfg.LeaderTTL,
 		ProposeTimeout:     2 * time.Second,
 		PendingMax:         cfg.PendingMax,
 		SessionTTL:         cfg.SessionTTL,
@@ -83,7 +86,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAuth()
-	api := edge.NewServer(edge.Config{WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry}, plane, auth, log.With("component", "http"))
+	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry}, plane, auth, log.With("component", "http"))
 
 	var opts gen.NodeOptions
 	// The core otherwise sends anonymous usage reports (notes/ergo.md §1.1).
@@ -97,7 +100,11 @@ func runServer(cfg Config, log *slog.Logger) error {
 	opts.Log.DefaultLogger.Disable = true
 	opts.Log.Loggers = []gen.Logger{{Name: "slog", Logger: ergoLogger{log}}}
 	opts.ShutdownTimeout = 30 * time.Second
+	plane.SetForwarder(forwarder)
 	opts.Applications = []gen.ApplicationBehavior{sup.NewApp(sup.Deps{
+		Self: cfg.NodeName,
+		Discovery: actors.DiscoveryConfig{Self: cfg.NodeName, Peers: slices.Concat(cfg.ClusterNodes, cfg.WriteNodes),
+			DistPort: cfg.DistPort, DNSQuery: cfg.DNSQuery, DNSEvery: cfg.DNSEvery, Basename: cfg.DNSBasename},
 		Raft:       raft,
 		Plane:      plane,
 		Archive:    store,
@@ -116,6 +123,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 	node.Store(&n)
 	notifier.SetNode(n)
 	tails.SetNode(n)
+	forwarder.SetNode(n)
 	n.Wait()
 	log.Info("stopped", "node", cfg.NodeName)
 	return nil

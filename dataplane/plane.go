@@ -31,6 +31,8 @@ type PlaneConfig struct {
 	// Archive holds what the hot tier evicted and the session catalogue
 	// (wrapped in its read cache); nil runs without cold storage.
 	Archive archive.Adapter
+	// LeaderTTL is how long a leader hint is trusted (spec §10.2).
+	LeaderTTL time.Duration
 }
 
 // Plane is the write and read path of this node.
@@ -42,6 +44,8 @@ type Plane struct {
 	// creator, title, metadata, created_at) for authorization lookups.
 	sessions     *otter.Cache[string, fsm.SessionInfo]
 	routes       atomic.Pointer[Routes]
+	view         atomic.Pointer[View]
+	forwarder    atomic.Pointer[Forwarder]
 	catalogueSem chan struct{}
 }
 
@@ -124,16 +128,31 @@ func (p *Plane) Append(ctx context.Context, a *fsm.AppendEvent) (fsm.AppendResul
 	}
 }
 
-// propose commits cmd in group: one attempt of ProposeTimeout, a second
-// after a timeout (safe: every command is idempotent under retry, see
-// package fsm), and backoff retries while the group has no leader.
+// propose commits cmd in group: on the local replica when this node
+// serves the group, else through another replica's node.
 func (p *Plane) propose(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
-	if !p.raft.IsLocal(group) {
-		return sm.Result{}, ErrUnavailable
+	if p.servesLocally(group) {
+		return p.proposeLocal(ctx, group, cmd)
 	}
+	return p.proposeRemote(ctx, group, cmd)
+}
+
+// proposeLocal commits cmd through the local replica: one attempt of
+// ProposeTimeout, a second after a timeout (safe: every command is
+// idempotent under retry, see package fsm), and backoff retries while the
+// group has no leader.
+//
+// The error tells the client what may have happened. ErrUnavailable
+// promises that nothing was written: every attempt was turned away before
+// leaving this node (no leader: Dragonboat "drops" such proposals). Once
+// an attempt may have reached a leader (it timed out, or the replica
+// closed under it) the outcome is ambiguous and the answer is ErrTimeout,
+// even if later attempts were turned away: the first may still commit.
+func (p *Plane) proposeLocal(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
 	giveUp := time.Now().Add(p.cfg.ProposeTimeout)
 	backoff := 5 * time.Millisecond
 	timeouts := 0
+	ambiguous := false
 	for {
 		actx, cancel := context.WithTimeout(ctx, p.cfg.ProposeTimeout)
 		res, err := p.raft.Propose(actx, group, cmd)
@@ -144,12 +163,19 @@ func (p *Plane) propose(ctx context.Context, group int, cmd []byte) (sm.Result, 
 		case ctx.Err() != nil:
 			return sm.Result{}, ErrTimeout
 		case errors.Is(err, dragonboat.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			ambiguous = true
 			if timeouts++; timeouts >= 2 {
 				return sm.Result{}, ErrTimeout
 			}
 		case isTemporary(err):
+			if errors.Is(err, dragonboat.ErrShardClosed) || errors.Is(err, dragonboat.ErrAborted) {
+				ambiguous = true
+			}
 			if time.Now().Add(backoff).After(giveUp) {
-				return sm.Result{}, ErrUnavailable
+				if ambiguous {
+					return sm.Result{}, ErrTimeout
+				}
+				return sm.Result{}, fmt.Errorf("%w: group %d: %v", ErrUnavailable, group, err)
 			}
 			select {
 			case <-time.After(backoff):
@@ -158,6 +184,9 @@ func (p *Plane) propose(ctx context.Context, group int, cmd []byte) (sm.Result, 
 			}
 			backoff = min(2*backoff, 100*time.Millisecond)
 		case errors.Is(err, dragonboat.ErrClosed):
+			if ambiguous {
+				return sm.Result{}, ErrTimeout
+			}
 			return sm.Result{}, ErrUnavailable
 		default:
 			return sm.Result{}, fmt.Errorf("%w: %v", ErrInternal, err)
@@ -200,29 +229,18 @@ func (p *Plane) SessionState(ctx context.Context, id string) (fsm.SessionInfo, e
 }
 
 func (p *Plane) readSession(ctx context.Context, id string, linearizable bool) (fsm.SessionInfo, error) {
-	type found struct {
-		s  fsm.SessionInfo
-		ok bool
-	}
-	v, err := p.read(ctx, p.placement.Group(id), linearizable, func(st *fsm.State) any {
-		s, ok := st.Session(id)
-		return found{s, ok}
-	})
+	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadSession, Groups: []int{p.placement.Group(id)}, ID: id, Linear: linearizable})
 	if err != nil {
 		return fsm.SessionInfo{}, fmt.Errorf("read session %q: %w", id, err)
 	}
-	f := v.(found)
-	if !f.ok {
+	if !r.Found {
 		return fsm.SessionInfo{}, ErrSessionNotFound
 	}
-	return f.s, nil
+	return fromWire(r.Session), nil
 }
 
 // read runs q on the local replica of group.
 func (p *Plane) read(ctx context.Context, group int, linearizable bool, q fsm.Query) (any, error) {
-	if !p.raft.IsLocal(group) {
-		return nil, ErrUnavailable
-	}
 	if !linearizable {
 		v, err := p.raft.StaleRead(group, q)
 		if err != nil {
@@ -256,13 +274,12 @@ type Page struct {
 // starts below what the hot tier holds and the archive cannot supply it,
 // the answer is ErrReplayGap, never a page that silently skips events.
 func (p *Plane) Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (Page, error) {
-	v, err := p.read(ctx, p.placement.Group(id), linearizable, func(st *fsm.State) any {
-		return st.Events(id, after, limit)
-	})
+	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadEvents, Groups: []int{p.placement.Group(id)}, ID: id,
+		After: after, Limit: limit, Linear: linearizable})
 	if err != nil {
 		return Page{}, fmt.Errorf("read events of %q: %w", id, err)
 	}
-	hot := v.(fsm.EventsResult)
+	hot := r.Events
 	if !hot.Found {
 		return Page{}, ErrSessionNotFound
 	}
@@ -310,19 +327,18 @@ func mergeEvents(a, b []fsm.Event, after uint64, limit int) []fsm.Event {
 // List returns up to q.Limit sessions matching q in id order, merged from
 // every group.
 func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, error) {
-	groups := p.raft.LocalGroups()
+	var groups []int
 	if q.OnlyID != "" {
 		groups = []int{p.placement.Group(q.OnlyID)}
-	} else if len(groups) < p.placement.Groups() {
-		return nil, fmt.Errorf("list sessions: %w: this node holds %d of %d groups", ErrUnavailable, len(groups), p.placement.Groups())
-	}
-	var all []fsm.SessionInfo
-	for _, g := range groups {
-		v, err := p.read(ctx, g, false, func(st *fsm.State) any { return st.List(q) })
-		if err != nil {
-			return nil, fmt.Errorf("list sessions of group %d: %w", g, err)
+	} else {
+		groups = make([]int, p.placement.Groups())
+		for g := range groups {
+			groups[g] = g
 		}
-		all = append(all, v.([]fsm.SessionInfo)...)
+	}
+	all, err := p.listGroups(ctx, q, groups)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	if len(all) > q.Limit {
@@ -331,23 +347,13 @@ func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, e
 	return all, nil
 }
 
-// LastSeq returns a session's last seq as the local replica knows it; ok
-// is false when this node holds no replica of the session's group (the
-// tail catch-up check is then a no-op, spec §6.4.6).
-func (p *Plane) LastSeq(id string) (uint64, bool) {
-	group := p.placement.Group(id)
-	if !p.raft.IsLocal(group) {
-		return 0, false
-	}
-	v, err := p.raft.StaleRead(group, func(st *fsm.State) any {
-		s, ok := st.Session(id)
-		if !ok {
-			return uint64(0)
-		}
-		return s.LastSeq
-	})
+// LastSeq returns a session's last seq as the replica this node reads
+// from knows it, without a consensus round trip (the tail catch-up
+// check, spec §6.4.6); ok is false when no replica answers.
+func (p *Plane) LastSeq(ctx context.Context, id string) (uint64, bool) {
+	s, err := p.readSession(ctx, id, false)
 	if err != nil {
 		return 0, false
 	}
-	return v.(uint64), true
+	return s.LastSeq, true
 }

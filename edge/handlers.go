@@ -3,10 +3,12 @@ package edge
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"starcite/dataplane"
 	"starcite/fsm"
 )
 
@@ -264,29 +266,51 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
 // readinessMaxAge: /health/ready reuses a consensus probe this young.
 const readinessMaxAge = 3 * time.Second
 
-// ready: GET /health/ready (spec §6.6).
+// ready: GET /health/ready (spec §6.6). A write node is ready when an
+// operator has not drained it, every local group has a leader, and its
+// observer lists it as ready; a router node when every group has a ready
+// replica to route to.
 func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	mode := "router_node"
 	if s.cfg.WriteNode {
 		mode = "write_node"
 	}
+	v := s.plane.View()
 	rd := s.plane.Raft().Readiness(readinessMaxAge)
-	if rd.Probe.Ready {
+	var reason string
+	switch {
+	case s.cfg.WriteNode && v != nil && v.Draining[s.cfg.Node]:
+		reason = "draining"
+	case s.cfg.WriteNode && !rd.Probe.Ready:
+		reason = "raft_sync"
+	case s.cfg.WriteNode && (v == nil || !v.Ready[s.cfg.Node]):
+		reason = "observer_sync"
+	case !s.cfg.WriteNode && !s.plane.Reachable():
+		reason = "router_sync"
+	default:
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok","mode":"`+mode+`"}`))
 		return
 	}
-	reason := "raft_sync"
-	if !s.cfg.WriteNode {
-		reason = "router_sync"
-	}
 	b := make([]byte, 0, 320)
-	b = append(b, `{"status":"starting","mode":"`+mode+`","reason":"`+reason+`","detail":{"startup_mode":`...)
+	b = append(b, `{"status":"starting","mode":"`+mode+`","reason":"`+reason+`"`...)
+	if reason == "raft_sync" || reason == "router_sync" {
+		b = appendReadinessDetail(b, rd, mode)
+	}
+	writeJSON(ctx, fasthttp.StatusServiceUnavailable, append(b, '}'))
+}
+
+// appendReadinessDetail writes the "detail" object of a not-ready answer
+// (keys as the contract spells them, trailing '?' included).
+func appendReadinessDetail(b []byte, rd dataplane.Readiness, mode string) []byte {
+	b = append(b, `,"detail":{"startup_mode":`...)
 	if rd.Started {
-		b = append(b, `"`+mode[:len(mode)-len("_node")]+`"`...)
+		b = append(b, `"`+strings.TrimSuffix(mode, "_node")+`"`...)
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `,"consensus_ready?":false,"consensus_probe_fresh?":`...)
+	b = append(b, `,"consensus_ready?":`...)
+	b = strconv.AppendBool(b, rd.Probe.Ready)
+	b = append(b, `,"consensus_probe_fresh?":`...)
 	age := time.Since(rd.At)
 	b = strconv.AppendBool(b, rd.Started && age < readinessMaxAge)
 	b = append(b, `,"consensus_probe_age_ms":`...)
@@ -303,6 +327,5 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `,"probe_result":"`+rd.Probe.Result+`"}}`...)
-	writeJSON(ctx, fasthttp.StatusServiceUnavailable, b)
+	return append(b, `,"probe_result":"`+rd.Probe.Result+`"}`...)
 }

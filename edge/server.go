@@ -30,7 +30,8 @@ const MaxBodyBytes = 8_000_000
 
 // Config configures the HTTP edge.
 type Config struct {
-	WriteNode bool // this node is in STARCITE_WRITE_NODE_IDS (health "mode")
+	Node      string // this node's name
+	WriteNode bool   // this node is in STARCITE_WRITE_NODE_IDS (health "mode")
 	// Tails runs upgraded tail connections.
 	Tails TailServer
 	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).

@@ -16,6 +16,8 @@ import (
 // Deps are the long-lived objects the actors work on, built by the app
 // before the node starts.
 type Deps struct {
+	Self       string
+	Discovery  actors.DiscoveryConfig
 	Raft       *dataplane.Raft
 	Plane      *dataplane.Plane
 	Archive    archive.Adapter
@@ -40,6 +42,7 @@ func (a *App) Load(node gen.Node, args ...any) (gen.ApplicationSpec, error) {
 		Description: "durable session streams",
 		Mode:        gen.ApplicationModePermanent,
 		Group: []gen.ApplicationMemberSpec{
+			{Name: "control_plane", Factory: func() gen.ProcessBehavior { return &controlPlane{deps: a.deps} }},
 			{Name: "data_plane", Factory: func() gen.ProcessBehavior { return &dataPlane{deps: a.deps} }},
 			{Name: "edge", Factory: func() gen.ProcessBehavior { return &edgeSup{deps: a.deps} }},
 		},
@@ -58,6 +61,24 @@ func (a *App) Terminate(reason error) {
 	go a.node.Stop()
 }
 
+// controlPlane knows the cluster: discovery makes peers routable, the
+// observer tracks their liveness. one_for_one: they do not share state.
+type controlPlane struct {
+	act.Supervisor
+	deps Deps
+}
+
+func (s *controlPlane) Init(args ...any) (act.SupervisorSpec, error) {
+	return act.SupervisorSpec{
+		Type: act.SupervisorTypeOneForOne,
+		Children: []act.SupervisorChildSpec{
+			{Name: actors.DiscoveryName, Factory: actors.NewDiscovery(s.deps.Discovery)},
+			{Name: actors.ObserverName, Factory: actors.NewObserver(s.deps.Plane, s.deps.Self)},
+		},
+		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
+	}, nil
+}
+
 type dataPlane struct {
 	act.Supervisor
 	deps Deps
@@ -68,8 +89,8 @@ func (s *dataPlane) Init(args ...any) (act.SupervisorSpec, error) {
 		Type: act.SupervisorTypeRestForOne,
 		Children: []act.SupervisorChildSpec{
 			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Raft)},
-			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane)},
-			{Name: actors.FanoutName, Factory: actors.NewFanout()},
+			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane, s.deps.Self)},
+			{Name: actors.FanoutName, Factory: actors.NewFanout(s.deps.Plane, s.deps.Self)},
 			{Name: actors.ArchiverName, Factory: actors.NewArchiver(s.deps.Plane, s.deps.Archive, s.deps.FlushEvery)},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},

@@ -3,8 +3,12 @@
 // DESIGN.md:
 //
 //	starcite (application, permanent: its end stops the node)
+//	├─ control_plane (one_for_one) discovery, observer (→ one peer watcher per write node)
 //	├─ data_plane (rest_for_one)  raft → router → fanout → archiver
 //	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket), http
+//
+// The router is an act.Pool whose workers serve requests forwarded by
+// other nodes.
 //
 // rest_for_one in the data plane: when the raft actor restarts, everything
 // started after it (and fed by it) restarts too. The actors themselves are

@@ -75,6 +75,7 @@ type Node struct {
 	Dir     string // STARCITE_RAFT_DATA_DIR
 	Env     map[string]string
 	LogPath string
+	Netns   string // network namespace the process runs in ("" = the test's)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -84,10 +85,11 @@ type Node struct {
 
 // Options configure StartNode. Zero values pick single-node test defaults.
 type Options struct {
-	Host string            // default 127.0.0.1
-	Name string            // default starcite@<Host>
-	Dir  string            // default a fresh temp dir
-	Env  map[string]string // extra or overriding variables
+	Netns string            // run in this network namespace (fixed ports 4000/7100/7200 there)
+	Host  string            // default 127.0.0.1
+	Name  string            // default starcite@<Host>
+	Dir   string            // default a fresh temp dir
+	Env   map[string]string // extra or overriding variables
 }
 
 // NewNode prepares a node without starting it.
@@ -102,14 +104,20 @@ func NewNode(t testing.TB, o Options) *Node {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	n := &Node{t: t, Name: o.Name, Host: o.Host, Dir: o.Dir, Port: FreePort(t, o.Host),
-		LogPath: filepath.Join(o.Dir, "node.log")}
+	n := &Node{t: t, Name: o.Name, Host: o.Host, Dir: o.Dir, Netns: o.Netns, LogPath: filepath.Join(o.Dir, "node.log")}
+	raftPort, distPort := 7100, 7200
+	if o.Netns == "" {
+		// Shared with every other test process: pick free ports.
+		n.Port, raftPort, distPort = FreePort(t, o.Host), FreePort(t, o.Host), FreePort(t, o.Host)
+	} else {
+		n.Port = 4000 // a namespace has ports of its own
+	}
 	n.Env = map[string]string{
 		"NODE_NAME":              o.Name,
 		"PORT":                   strconv.Itoa(n.Port),
 		"STARCITE_HTTP_HOST":     o.Host,
-		"STARCITE_RAFT_PORT":     strconv.Itoa(FreePort(t, o.Host)),
-		"STARCITE_DIST_PORT":     strconv.Itoa(FreePort(t, o.Host)),
+		"STARCITE_RAFT_PORT":     strconv.Itoa(raftPort),
+		"STARCITE_DIST_PORT":     strconv.Itoa(distPort),
 		"STARCITE_RAFT_DATA_DIR": filepath.Join(o.Dir, "data"),
 		"STARCITE_AUTH_MODE":     "none",
 		"STARCITE_NUM_GROUPS":    "8",
@@ -153,6 +161,10 @@ func (n *Node) Start() {
 		n.t.Fatal(err)
 	}
 	cmd := exec.Command(Binary(n.t), "server")
+	if n.Netns != "" {
+		// ip netns exec execs the binary: the PID is the server's.
+		cmd = exec.Command("ip", "netns", "exec", n.Netns, Binary(n.t), "server")
+	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range n.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

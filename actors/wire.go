@@ -1,0 +1,31 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+
+	"ergo.services/ergo/gen"
+	"ergo.services/ergo/net/edf"
+
+	"starcite/dataplane"
+	"starcite/fsm"
+)
+
+// Every type that crosses nodes is registered with Ergo's encoding (EDF)
+// before the node starts, nested types before the types that hold them
+// (notes/ergo.md §7). Server and CLI are one binary, so both sides always
+// agree. New fields would break older peers: evolve by adding types.
+func init() {
+	for _, t := range []any{
+		fsm.Event{}, fsm.EventsResult{},
+		dataplane.SessionWire{}, dataplane.ListRequest{},
+		dataplane.ProposeRequest{}, dataplane.ProposeReply{},
+		dataplane.ReadRequest{}, dataplane.ReadReply{},
+		CursorUpdate{}, remoteSubscribe{}, remoteUnsubscribe{}, remoteCursor{},
+		ping{}, DrainMark{}, pong{},
+	} {
+		if err := edf.RegisterTypeOf(t); err != nil && !errors.Is(err, gen.ErrTaken) {
+			panic(fmt.Sprintf("register %T: %v", t, err))
+		}
+	}
+}

@@ -1,0 +1,407 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"starcite/fsm"
+)
+
+// View is the observer's published view of the write nodes: which are
+// ready to serve (observer-ready and consensus-ready) and which an
+// operator drained. Immutable once published.
+type View struct {
+	Ready    map[string]bool
+	Draining map[string]bool
+}
+
+// Forwarder carries requests to the router of another node (package
+// actors, over Ergo distribution). It returns ErrNotDelivered when the
+// request certainly never reached the node; any other error leaves the
+// outcome of a proposal open.
+type Forwarder interface {
+	Propose(ctx context.Context, node string, req ProposeRequest) (ProposeReply, error)
+	Read(ctx context.Context, node string, req ReadRequest) (ReadReply, error)
+}
+
+// The wire types below cross nodes, so they hold no pointers.
+
+// ProposeRequest asks a replica's node to commit a command.
+type ProposeRequest struct {
+	Group int
+	Cmd   []byte
+}
+
+// ProposeReply is the state machine's result, or an error code.
+type ProposeReply struct {
+	Value uint64
+	Data  []byte
+	Err   string
+}
+
+// The kinds of reads a node serves for another.
+const (
+	ReadSession uint8 = iota + 1
+	ReadEvents
+	ReadList
+)
+
+// ReadRequest asks a replica's node for a read.
+type ReadRequest struct {
+	Kind   uint8
+	Groups []int // ReadList reads every listed group, the others one
+	ID     string
+	After  uint64
+	Limit  int
+	Linear bool
+	List   ListRequest
+}
+
+// ListRequest is fsm.ListQuery on the wire.
+type ListRequest struct {
+	TenantID string
+	OnlyID   string
+	After    string
+	Filters  map[string]string
+	Limit    int
+}
+
+// ReadReply answers a ReadRequest.
+type ReadReply struct {
+	Err      string
+	Found    bool
+	Session  SessionWire
+	Events   fsm.EventsResult
+	Sessions []SessionWire
+}
+
+// SessionWire is fsm.SessionInfo on the wire.
+type SessionWire struct {
+	ID, TenantID                          string
+	HasTitle                              bool
+	Title                                 string
+	CreatorTenant, CreatorID, CreatorType string
+	Metadata                              []byte
+	CreatedAt                             int64
+	LastSeq, ArchivedSeq                  uint64
+}
+
+func toWire(s fsm.SessionInfo) SessionWire {
+	w := SessionWire{ID: s.ID, TenantID: s.TenantID, CreatorTenant: s.Creator.TenantID, CreatorID: s.Creator.ID,
+		CreatorType: s.Creator.Type, Metadata: s.Metadata, CreatedAt: s.CreatedAt, LastSeq: s.LastSeq, ArchivedSeq: s.ArchivedSeq}
+	if s.Title != nil {
+		w.HasTitle, w.Title = true, *s.Title
+	}
+	return w
+}
+
+func fromWire(w SessionWire) fsm.SessionInfo {
+	s := fsm.SessionInfo{ID: w.ID, TenantID: w.TenantID, Creator: fsm.Principal{TenantID: w.CreatorTenant, ID: w.CreatorID,
+		Type: w.CreatorType}, Metadata: w.Metadata, CreatedAt: w.CreatedAt, LastSeq: w.LastSeq, ArchivedSeq: w.ArchivedSeq}
+	if w.HasTitle {
+		t := w.Title
+		s.Title = &t
+	}
+	return s
+}
+
+// Error codes on the wire, and back.
+var wireErrors = map[string]error{
+	"unavailable": ErrUnavailable,
+	"timeout":     ErrTimeout,
+	"internal":    ErrInternal,
+}
+
+func errCode(err error) string {
+	for code, e := range wireErrors {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return "internal"
+}
+
+func errFromCode(node, code string) error {
+	e, ok := wireErrors[code]
+	if !ok {
+		e = ErrInternal
+	}
+	return fmt.Errorf("%w (from %s)", e, node)
+}
+
+// PublishView replaces the observer's view (observer actor only).
+func (p *Plane) PublishView(v *View) { p.view.Store(v) }
+
+// View returns the observer's current view (nil before it runs).
+func (p *Plane) View() *View { return p.view.Load() }
+
+// SetForwarder connects the plane to the other nodes.
+func (p *Plane) SetForwarder(f Forwarder) { p.forwarder.Store(&f) }
+
+// servesLocally reports whether this node answers for group itself: it
+// holds a replica and is not drained (a drained node stays a Raft member
+// but routes its traffic to the other replicas).
+func (p *Plane) servesLocally(group int) bool {
+	if !p.raft.IsLocal(group) {
+		return false
+	}
+	v := p.View()
+	return v == nil || !v.Draining[p.raft.cfg.Self]
+}
+
+// Candidates are the other replicas of group to ask, best first.
+func (p *Plane) Candidates(group int) []string { return p.candidates(group) }
+
+// candidates orders the other replicas of group to forward to: the known
+// leader first when it is ready, then the other ready replicas, then the
+// fallbacks that are not ready but not drained either (spec §11.2).
+func (p *Plane) candidates(group int) []string {
+	self := p.raft.cfg.Self
+	v := p.View()
+	leader, _ := p.Routes().Leader(group, p.cfg.LeaderTTL)
+	var ready, fallback []string
+	for _, n := range p.placement.Replicas(group) {
+		switch {
+		case n == self:
+		case v == nil:
+			fallback = append(fallback, n)
+		case v.Ready[n] && n == leader:
+			ready = append([]string{n}, ready...)
+		case v.Ready[n]:
+			ready = append(ready, n)
+		case !v.Draining[n]:
+			fallback = append(fallback, n)
+		}
+	}
+	return append(ready, fallback...)
+}
+
+func (p *Plane) forwarderOrNil() Forwarder {
+	if f := p.forwarder.Load(); f != nil {
+		return *f
+	}
+	return nil
+}
+
+// ErrNotDelivered: a forwarded request never reached the other node.
+var ErrNotDelivered = errors.New("request not delivered")
+
+// proposeRemote forwards a command to the replicas of group in candidate
+// order. A node that cannot be reached or cannot commit in time is
+// skipped; every command is safe to retry elsewhere (package fsm). As in
+// proposeLocal, the final error is ErrTimeout as soon as any attempt may
+// have been committed.
+func (p *Plane) proposeRemote(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
+	f := p.forwarderOrNil()
+	if f == nil {
+		return sm.Result{}, fmt.Errorf("%w: group %d has no local replica", ErrUnavailable, group)
+	}
+	err := fmt.Errorf("%w: no ready replica of group %d", ErrUnavailable, group)
+	ambiguous := false
+	for _, node := range p.candidates(group) {
+		reply, ferr := f.Propose(ctx, node, ProposeRequest{Group: group, Cmd: cmd})
+		switch {
+		case ferr != nil:
+			ambiguous = ambiguous || !errors.Is(ferr, ErrNotDelivered)
+			err = fmt.Errorf("%w: forward to %s: %v", ErrUnavailable, node, ferr)
+		case reply.Err != "":
+			ambiguous = ambiguous || reply.Err == "timeout"
+			err = errFromCode(node, reply.Err)
+		default:
+			return sm.Result{Value: reply.Value, Data: reply.Data}, nil
+		}
+		if ctx.Err() != nil {
+			return sm.Result{}, ErrTimeout
+		}
+	}
+	if ambiguous {
+		return sm.Result{}, fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return sm.Result{}, err
+}
+
+// ServePropose commits a command forwarded by another node, on the local
+// replica only (a forwarded request is never forwarded again).
+func (p *Plane) ServePropose(ctx context.Context, req ProposeRequest) ProposeReply {
+	if req.Group < 0 || req.Group >= p.placement.Groups() || !p.raft.IsLocal(req.Group) {
+		return ProposeReply{Err: "unavailable"}
+	}
+	res, err := p.proposeLocal(ctx, req.Group, req.Cmd)
+	if err != nil {
+		return ProposeReply{Err: errCode(err)}
+	}
+	return ProposeReply{Value: res.Value, Data: res.Data}
+}
+
+// readGroups runs a read on this node when it serves the group, else on
+// the first candidate replica that answers.
+func (p *Plane) readGroups(ctx context.Context, req ReadRequest) (ReadReply, error) {
+	group := req.Groups[0]
+	if p.servesLocally(group) {
+		r, err := p.serveRead(ctx, req)
+		if err != nil && req.Linear && (errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
+			// No quorum to confirm the read: what this replica committed
+			// is still true, only possibly behind. Serve it.
+			req.Linear = false
+			return p.serveRead(ctx, req)
+		}
+		return r, err
+	}
+	f := p.forwarderOrNil()
+	if f == nil {
+		return ReadReply{}, fmt.Errorf("%w: group %d has no local replica", ErrUnavailable, group)
+	}
+	err := fmt.Errorf("%w: no ready replica of group %d", ErrUnavailable, group)
+	for _, node := range p.candidates(group) {
+		reply, ferr := f.Read(ctx, node, req)
+		switch {
+		case ferr != nil:
+			err = fmt.Errorf("%w: read from %s: %v", ErrUnavailable, node, ferr)
+		case reply.Err != "":
+			err = errFromCode(node, reply.Err)
+		default:
+			return reply, nil
+		}
+		if ctx.Err() != nil {
+			return ReadReply{}, ErrTimeout
+		}
+	}
+	return ReadReply{}, err
+}
+
+// ServeRead answers a read forwarded by another node from the local
+// replicas only.
+func (p *Plane) ServeRead(ctx context.Context, req ReadRequest) ReadReply {
+	for _, g := range req.Groups {
+		if g < 0 || g >= p.placement.Groups() || !p.raft.IsLocal(g) {
+			return ReadReply{Err: "unavailable"}
+		}
+	}
+	reply, err := p.serveRead(ctx, req)
+	if err != nil {
+		return ReadReply{Err: errCode(err)}
+	}
+	return reply
+}
+
+// serveRead runs a read on the local replicas.
+func (p *Plane) serveRead(ctx context.Context, req ReadRequest) (ReadReply, error) {
+	if len(req.Groups) == 0 {
+		return ReadReply{}, fmt.Errorf("%w: read without a group", ErrInternal)
+	}
+	switch req.Kind {
+	case ReadSession:
+		type found struct {
+			s  fsm.SessionInfo
+			ok bool
+		}
+		v, err := p.read(ctx, req.Groups[0], req.Linear, func(st *fsm.State) any {
+			s, ok := st.Session(req.ID)
+			return found{s, ok}
+		})
+		if err != nil {
+			return ReadReply{}, err
+		}
+		f := v.(found)
+		return ReadReply{Found: f.ok, Session: toWire(f.s)}, nil
+	case ReadEvents:
+		v, err := p.read(ctx, req.Groups[0], req.Linear, func(st *fsm.State) any {
+			return st.Events(req.ID, req.After, req.Limit)
+		})
+		if err != nil {
+			return ReadReply{}, err
+		}
+		ev := v.(fsm.EventsResult)
+		return ReadReply{Found: ev.Found, Events: ev}, nil
+	case ReadList:
+		q := fsm.ListQuery{TenantID: req.List.TenantID, OnlyID: req.List.OnlyID, After: req.List.After,
+			Filters: req.List.Filters, Limit: req.List.Limit}
+		var out []SessionWire
+		for _, g := range req.Groups {
+			v, err := p.read(ctx, g, false, func(st *fsm.State) any { return st.List(q) })
+			if err != nil {
+				return ReadReply{}, err
+			}
+			for _, s := range v.([]fsm.SessionInfo) {
+				out = append(out, toWire(s))
+			}
+		}
+		return ReadReply{Found: true, Sessions: out}, nil
+	}
+	return ReadReply{}, fmt.Errorf("%w: unknown read kind %d", ErrInternal, req.Kind)
+}
+
+// listGroups lists q over every group: local ones here, the others
+// batched per node, retrying a failed node's groups on the next replica.
+func (p *Plane) listGroups(ctx context.Context, q fsm.ListQuery, groups []int) ([]fsm.SessionInfo, error) {
+	lr := ListRequest{TenantID: q.TenantID, OnlyID: q.OnlyID, After: q.After, Filters: q.Filters, Limit: q.Limit}
+	var all []fsm.SessionInfo
+	var local []int
+	remote := map[int][]string{} // group → candidates left
+	for _, g := range groups {
+		if p.servesLocally(g) {
+			local = append(local, g)
+		} else {
+			remote[g] = p.candidates(g)
+		}
+	}
+	if len(local) > 0 {
+		r, err := p.serveRead(ctx, ReadRequest{Kind: ReadList, Groups: local, List: lr})
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range r.Sessions {
+			all = append(all, fromWire(w))
+		}
+	}
+	f := p.forwarderOrNil()
+	for len(remote) > 0 {
+		byNode := map[string][]int{}
+		for g, cands := range remote {
+			if len(cands) == 0 || f == nil {
+				return nil, fmt.Errorf("%w: no replica of group %d answers", ErrUnavailable, g)
+			}
+			byNode[cands[0]] = append(byNode[cands[0]], g)
+		}
+		for node, gs := range byNode {
+			sort.Ints(gs)
+			r, err := f.Read(ctx, node, ReadRequest{Kind: ReadList, Groups: gs, List: lr})
+			if err == nil && r.Err == "" {
+				for _, w := range r.Sessions {
+					all = append(all, fromWire(w))
+				}
+				for _, g := range gs {
+					delete(remote, g)
+				}
+				continue
+			}
+			for _, g := range gs {
+				remote[g] = remote[g][1:]
+			}
+		}
+	}
+	return all, nil
+}
+
+// Reachable reports whether every group has at least one ready replica:
+// the readiness of a node that holds no replica itself (a router node).
+func (p *Plane) Reachable() bool {
+	v := p.View()
+	if v == nil {
+		return false
+	}
+	for g := 0; g < p.placement.Groups(); g++ {
+		ok := false
+		for _, n := range p.placement.Replicas(g) {
+			ok = ok || v.Ready[n]
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

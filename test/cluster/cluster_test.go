@@ -1,0 +1,359 @@
+// Package cluster tests a 3-node cluster of real processes: requests
+// through any node, leader loss under load, loss of quorum, a full
+// restart, and a network partition. Every acknowledged append must be
+// present exactly once, in order, on every node afterwards.
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"starcite/test/harness"
+)
+
+const subnet = 10 // nodes on 127.0.10.x
+
+// producer appends to one session through the nodes in turn. On an
+// ambiguous outcome (transport error, 5xx) it retries the same
+// producer_seq and content elsewhere, as the API asks clients to.
+type producer struct {
+	t       *testing.T
+	session string
+	nodes   []*harness.Node
+	mu      sync.Mutex
+	acked   map[uint64]uint64 // producer_seq → seq
+	next    uint64
+	turn    int
+	errs    map[int]int // status → count (0: transport error)
+}
+
+func newProducer(t *testing.T, session string, nodes []*harness.Node) *producer {
+	return &producer{t: t, session: session, nodes: nodes, acked: map[uint64]uint64{}, next: 1, errs: map[int]int{}}
+}
+
+// appendOne appends the next event, retrying until acknowledged or the
+// deadline passes; it returns false on the deadline.
+func (p *producer) appendOne(deadline time.Time) bool {
+	for time.Now().Before(deadline) {
+		n := p.nodes[p.turn%len(p.nodes)]
+		p.turn++
+		st, r, _, err := n.Append(p.session, "prod", p.next, map[string]any{"n": p.next})
+		p.mu.Lock()
+		if err == nil && st == 201 {
+			p.acked[p.next] = r.Seq
+			p.next++
+			p.mu.Unlock()
+			return true
+		}
+		if err != nil {
+			st = 0
+		}
+		p.errs[st]++
+		p.mu.Unlock()
+		if st == 409 || st == 400 || st == 404 {
+			p.t.Errorf("append #%d: definitive %d", p.next, st)
+			return false
+		}
+	}
+	return false
+}
+
+// run appends until stop is closed.
+func (p *producer) run(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if !p.appendOne(time.Now().Add(60 * time.Second)) {
+			p.t.Errorf("append #%d not acknowledged within 60s", p.next)
+			return
+		}
+	}
+}
+
+// verify checks the session's log on every given node: the producer's
+// events are exactly the acknowledged ones, at their acknowledged seqs,
+// and every node holds the same bytes. It returns how many events other
+// producers wrote.
+func (p *producer) verify(nodes ...*harness.Node) int {
+	p.t.Helper()
+	var first []json.RawMessage
+	others := 0
+	for _, n := range nodes {
+		evs, err := n.Events(p.session)
+		if err != nil {
+			p.t.Fatalf("%s: %v", n.Name, err)
+		}
+		mine := 0
+		for i, raw := range evs {
+			var ev struct {
+				Seq         uint64 `json:"seq"`
+				ProducerID  string `json:"producer_id"`
+				ProducerSeq uint64 `json:"producer_seq"`
+			}
+			json.Unmarshal(raw, &ev)
+			if ev.Seq != uint64(i+1) {
+				p.t.Fatalf("%s: event %d has seq %d", n.Name, i+1, ev.Seq)
+			}
+			if first != nil && (len(first) != len(evs) || !bytes.Equal(first[i], raw)) {
+				p.t.Fatalf("%s: event %d differs from %s's copy", n.Name, i+1, nodes[0].Name)
+			}
+			if ev.ProducerID != "prod" {
+				continue
+			}
+			mine++
+			if p.acked[ev.ProducerSeq] != ev.Seq {
+				p.t.Fatalf("%s: producer_seq %d is at seq %d; acknowledged at %d",
+					n.Name, ev.ProducerSeq, ev.Seq, p.acked[ev.ProducerSeq])
+			}
+		}
+		if mine != len(p.acked) {
+			p.t.Fatalf("%s holds %d events of the producer, %d were acknowledged", n.Name, mine, len(p.acked))
+		}
+		if first == nil {
+			first = evs
+		}
+		others = len(evs) - mine
+	}
+	return others
+}
+
+// TestThroughEveryNode: any node answers any request; a tail on one node
+// streams appends sent to another.
+func TestThroughEveryNode(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	for i, n := range c.Nodes {
+		n.CreateSession(fmt.Sprintf("s%d", i), nil)
+	}
+	tail := a.Tail("s2", 0, 1)
+	for i := uint64(1); i <= 30; i++ {
+		n := c.Nodes[int(i)%3]
+		if st, _, body, err := n.Append("s2", "w", i, map[string]any{"i": i}); err != nil || st != 201 {
+			t.Fatalf("append via %s: %d %s %v", n.Name, st, body, err)
+		}
+	}
+	if _, err := tail.Collect(1, 30, 30*time.Second); err != nil {
+		t.Fatalf("tail on %s: %v", a.Name, err)
+	}
+	for _, n := range []*harness.Node{a, b, cc} {
+		st, body := n.Do("GET", "/v1/sessions", nil, nil)
+		if st != 200 || len(harness.JSON(t, body)["sessions"].([]any)) != 3 {
+			t.Fatalf("list via %s: %d %s", n.Name, st, body)
+		}
+		evs, err := n.Events("s2")
+		if err != nil || len(evs) != 30 {
+			t.Fatalf("events via %s: %d %v", n.Name, len(evs), err)
+		}
+	}
+}
+
+// TestRouterNode: a node that holds no replica serves every route by
+// forwarding to the write nodes, and its tails receive live events
+// through another node's fan-out.
+func TestRouterNode(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, Routers: 1})
+	router := c.Nodes[3]
+	if st, body := router.Do("GET", "/health/ready", nil, nil); st != 200 || harness.JSON(t, body)["mode"] != "router_node" {
+		t.Fatalf("router readiness: %d %s", st, body)
+	}
+	router.CreateSession("via-router", nil)
+	tail := router.Tail("via-router", 0, 1)
+	p := newProducer(t, "via-router", []*harness.Node{router, c.Nodes[1]})
+	for i := 0; i < 40; i++ {
+		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+			t.Fatal("append failed")
+		}
+	}
+	if _, err := tail.Collect(1, 40, 30*time.Second); err != nil {
+		t.Fatalf("tail on the router node: %v", err)
+	}
+	if st, body := router.Do("GET", "/v1/sessions?limit=10", nil, nil); st != 200 ||
+		len(harness.JSON(t, body)["sessions"].([]any)) != 1 {
+		t.Fatalf("list via the router: %d %s", st, body)
+	}
+	p.verify(router, c.Nodes[0], c.Nodes[1], c.Nodes[2])
+	if n := router.Metric(`starcite_forwarded_requests_total{kind="propose"}`); n != 0 {
+		t.Fatalf("the router node served %v forwarded proposals itself", n)
+	}
+}
+
+// TestLeaderFailover: kill -9 the leader of a busy group; appends resume
+// within seconds; the killed node catches up and serves the same log.
+func TestLeaderFailover(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	c.Nodes[0].CreateSession("busy", nil)
+	p := newProducer(t, "busy", c.Nodes)
+	for i := 0; i < 50; i++ {
+		p.appendOne(time.Now().Add(30 * time.Second))
+	}
+	var leader *harness.Node
+	c.Nodes[0].WaitFor(30*time.Second, "a known leader", func() bool { leader = c.Leader(c.Group("busy")); return leader != nil })
+
+	stop, done := make(chan struct{}), make(chan struct{})
+	go p.run(stop, done)
+	survivor := c.Nodes[0]
+	if survivor == leader {
+		survivor = c.Nodes[1]
+	}
+	before := len(p.snapshot())
+	killed := time.Now()
+	leader.Kill()
+	survivor.WaitFor(60*time.Second, "appends to resume", func() bool { return len(p.snapshot()) > before+5 })
+	t.Logf("failover: appends resumed %s after kill -9 of the leader %s", time.Since(killed).Round(time.Millisecond), leader.Name)
+	leader.Start()
+	leader.WaitReady(90 * time.Second)
+	survivor.WaitFor(60*time.Second, "more appends", func() bool { return len(p.snapshot()) > before+100 })
+	close(stop)
+	<-done
+	t.Logf("acknowledged %d appends; client-visible errors by status: %v", len(p.acked), p.errs)
+	p.verify(c.Nodes...)
+}
+
+func (p *producer) snapshot() map[uint64]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[uint64]uint64, len(p.acked))
+	for k, v := range p.acked {
+		out[k] = v
+	}
+	return out
+}
+
+// TestLoseQuorum: with 2 of 3 nodes gone, appends answer 503 promptly;
+// what the survivor holds can still be read; restarting both brings the
+// service back with nothing lost.
+func TestLoseQuorum(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	survivor := c.Nodes[0]
+	survivor.CreateSession("q", nil)
+	p := newProducer(t, "q", []*harness.Node{survivor})
+	for i := 0; i < 20; i++ {
+		p.appendOne(time.Now().Add(30 * time.Second))
+	}
+	c.Nodes[1].Kill()
+	c.Nodes[2].Kill()
+
+	start := time.Now()
+	st, _, body, err := survivor.Append("q", "prod", p.next, map[string]any{"n": p.next})
+	if err != nil || st != 503 {
+		t.Fatalf("append without quorum: %d %s %v", st, body, err)
+	}
+	if code := harness.JSON(t, body)["error"]; code != "raft_unavailable" && code != "raft_timeout" {
+		t.Fatalf("append without quorum: %s", body)
+	}
+	t.Logf("append without quorum answered %d in %s", st, time.Since(start).Round(time.Millisecond))
+	evs, err := survivor.Events("q")
+	if err != nil || len(evs) != 20 {
+		t.Fatalf("read on the survivor: %d events, %v", len(evs), err)
+	}
+	if _, err := survivor.Tail("q", 0, 1).Collect(1, 20, 30*time.Second); err != nil {
+		t.Fatalf("tail replay on the survivor: %v", err)
+	}
+
+	c.Nodes[1].Start()
+	c.Nodes[2].Start()
+	for _, n := range c.Nodes {
+		n.WaitReady(90 * time.Second)
+	}
+	for i := 0; i < 20; i++ {
+		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+			t.Fatal("appends did not resume")
+		}
+	}
+	p.verify(c.Nodes...)
+}
+
+// TestFullRestart: every node killed at once comes back with every
+// acknowledged event.
+func TestFullRestart(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	var ps []*producer
+	for i := 0; i < 4; i++ {
+		s := fmt.Sprintf("fr%d", i)
+		c.Nodes[i%3].CreateSession(s, nil)
+		p := newProducer(t, s, c.Nodes)
+		for j := 0; j < 40; j++ {
+			p.appendOne(time.Now().Add(30 * time.Second))
+		}
+		ps = append(ps, p)
+	}
+	for _, n := range c.Nodes {
+		n.Kill()
+	}
+	for _, n := range c.Nodes {
+		n.Start()
+	}
+	for _, n := range c.Nodes {
+		n.WaitReady(90 * time.Second)
+	}
+	for _, p := range ps {
+		p.verify(c.Nodes...)
+		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+			t.Fatal("appends did not resume after the restart")
+		}
+	}
+}
+
+// TestPartition: a node cut off from the others refuses writes, the
+// majority goes on, and after healing the isolated node converges.
+func TestPartition(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, Isolated: true})
+	major, minor := c.Nodes[0], c.Nodes[2]
+	major.CreateSession("part", nil)
+	p := newProducer(t, "part", []*harness.Node{major, c.Nodes[1]})
+	for i := 0; i < 20; i++ {
+		p.appendOne(time.Now().Add(30 * time.Second))
+	}
+	c.Nodes[0].WaitFor(30*time.Second, "node 3 to have the session", func() bool {
+		evs, err := minor.Events("part")
+		return err == nil && len(evs) == 20
+	})
+	c.Partition(2)
+	st, _, body, err := minor.Append("part", "other", 1, map[string]any{"from": "minority"})
+	if err != nil || st != 503 {
+		t.Fatalf("append on the minority: %d %s %v", st, body, err)
+	}
+	refusal := harness.JSON(t, body)["error"]
+	for i := 0; i < 30; i++ {
+		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+			t.Fatal("the majority stopped taking appends")
+		}
+	}
+	c.Heal(2)
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("the healed node last answered: %s", last)
+		}
+	}()
+	major.WaitFor(60*time.Second, "the healed node to converge", func() bool {
+		want, err := major.Events("part")
+		if err != nil {
+			return false
+		}
+		evs, err := minor.Events("part")
+		last = fmt.Sprintf("%d events (the majority has %d), err %v", len(evs), len(want), err)
+		return err == nil && len(evs) == len(want)
+	})
+	// raft_unavailable promises the append was not written; raft_timeout
+	// leaves it open (the minority may have forwarded it before the cut),
+	// but never more than once.
+	switch others := p.verify(c.Nodes...); {
+	case refusal == "raft_unavailable" && others != 0:
+		t.Fatalf("the minority refused with raft_unavailable, yet its append is in the log")
+	case refusal == "raft_timeout" && others > 1:
+		t.Fatalf("the minority's ambiguous append is in the log %d times", others)
+	case refusal != "raft_unavailable" && refusal != "raft_timeout":
+		t.Fatalf("the minority refused with %v", refusal)
+	default:
+		t.Logf("the minority refused with %s; its append committed %d time(s) after healing", refusal, others)
+	}
+}
