@@ -21,6 +21,11 @@ func hot(f func(r *Raft) int64) func() float64 {
 }
 
 var (
+	batchSizes = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "starcite_append_batch_events",
+		Help:    "Appends per Raft entry (group commit of concurrent appends to one group).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
 	_ = promauto.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "starcite_archive_pending_bytes",
 		Help: "Bytes of committed events not yet archived (the hot tier), over all local replicas.",

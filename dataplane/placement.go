@@ -59,14 +59,27 @@ func score(group int, node string) uint64 {
 	h.Write([]byte(node))
 	h.Write([]byte{0})
 	h.Write([]byte(strconv.Itoa(group)))
-	return h.Sum64()
+	return mix(h.Sum64())
 }
 
-// Group returns the group of a session: FNV-1a 64 of the id mod groups.
+// Group returns the group of a session: a 64-bit hash of the id mod groups.
 func (p *Placement) Group(sessionID string) int {
 	h := fnv.New64a()
 	h.Write([]byte(sessionID))
-	return int(h.Sum64() % uint64(p.groups))
+	return int(mix(h.Sum64()) % uint64(p.groups))
+}
+
+// mix is a 64-bit finalizer (murmur3's fmix64). FNV-1a alone barely
+// changes its high bits between inputs that differ in a last character,
+// which skewed rendezvous placement onto one node; mixed, every output
+// bit depends on every input bit.
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 // Groups is the number of groups.

@@ -45,6 +45,7 @@ type Plane struct {
 	sessions     *otter.Cache[string, fsm.SessionInfo]
 	routes       atomic.Pointer[Routes]
 	view         atomic.Pointer[View]
+	batch        *batcher
 	forwarder    atomic.Pointer[Forwarder]
 	catalogueSem chan struct{}
 }
@@ -55,12 +56,14 @@ func NewPlane(r *Raft, cfg PlaneConfig) *Plane {
 	if cfg.SessionTouchOnRead {
 		expiry = otter.ExpiryAccessing[string, fsm.SessionInfo](cfg.SessionTTL)
 	}
-	return &Plane{raft: r, placement: r.cfg.Placement, cfg: cfg, catalogueSem: make(chan struct{}, catalogueWrites),
+	p := &Plane{raft: r, placement: r.cfg.Placement, cfg: cfg, catalogueSem: make(chan struct{}, catalogueWrites),
 		sessions: otter.Must(&otter.Options[string, fsm.SessionInfo]{
 			MaximumWeight:    256 << 20,
 			Weigher:          func(id string, s fsm.SessionInfo) uint32 { return uint32(min(sessionSize(&s), 1<<31)) },
 			ExpiryCalculator: expiry,
 		})}
+	p.batch = newBatcher(p.placement.Groups(), p.flushAppends)
+	return p
 }
 
 func sessionSize(s *fsm.SessionInfo) int {
@@ -96,35 +99,45 @@ func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
 	}
 }
 
+// requestBudget bounds the consensus work done for one request, retries
+// included (the client's own timeout is usually shorter).
+const requestBudget = 10 * time.Second
+
 // Append commits one event and returns its outcome. Conflicts come back as
 // the errors of errors.go; a deduped retry is a result, not an error.
+// Concurrent appends to one group share a Raft entry (batcher.go).
 func (p *Plane) Append(ctx context.Context, a *fsm.AppendEvent) (fsm.AppendResult, error) {
 	if p.cfg.PendingMax > 0 && p.raft.HotBytes() >= p.cfg.PendingMax {
 		return fsm.AppendResult{}, ErrBacklog
 	}
-	group := p.placement.Group(a.SessionID)
-	res, err := p.propose(ctx, group, fsm.EncodeAppendEvent(a))
-	if err != nil {
-		return fsm.AppendResult{}, fmt.Errorf("append to %q: %w", a.SessionID, err)
+	select {
+	case o := <-p.batch.submit(p.placement.Group(a.SessionID), a):
+		if o.err != nil {
+			return o.r, fmt.Errorf("append to %q: %w", a.SessionID, o.err)
+		}
+		return o.r, nil
+	case <-ctx.Done():
+		// Still queued or in flight: it may yet commit.
+		return fsm.AppendResult{}, fmt.Errorf("append to %q: %w", a.SessionID, ErrTimeout)
 	}
-	rs, err := fsm.DecodeAppendResults(res.Data)
-	if err != nil || len(rs) != 1 {
-		return fsm.AppendResult{}, fmt.Errorf("append to %q: %w: %v", a.SessionID, ErrInternal, err)
-	}
-	r := rs[0]
+}
+
+// appendError maps the outcome of one append to its error (nil for a
+// write or a dedupe).
+func appendError(a *fsm.AppendEvent, r fsm.AppendResult) error {
 	switch r.Status {
 	case fsm.StatusOK, fsm.StatusDeduped:
-		return r, nil
+		return nil
 	case fsm.StatusSessionNotFound:
-		return r, ErrSessionNotFound
+		return ErrSessionNotFound
 	case fsm.StatusExpectedSeqConflict:
-		return r, &ExpectedSeqConflictError{Expected: r.Expected, Current: r.Actual}
+		return &ExpectedSeqConflictError{Expected: r.Expected, Current: r.Actual}
 	case fsm.StatusProducerSeqConflict:
-		return r, &ProducerSeqConflictError{ProducerID: a.ProducerID, Expected: r.Expected, Got: r.Actual}
+		return &ProducerSeqConflictError{ProducerID: a.ProducerID, Expected: r.Expected, Got: r.Actual}
 	case fsm.StatusProducerReplayConflict:
-		return r, ErrProducerReplayConflict
+		return ErrProducerReplayConflict
 	default:
-		return r, fmt.Errorf("append to %q: %w: %v", a.SessionID, ErrInternal, r.Status)
+		return fmt.Errorf("%w: append status %v", ErrInternal, r.Status)
 	}
 }
 
