@@ -42,6 +42,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -132,6 +133,20 @@ func Open(ctx context.Context, cfg Config) (Adapter, error) {
 
 // chunkStart is the first seq of the chunk holding seq (seq >= 1).
 func chunkStart(seq uint64) uint64 { return (seq-1)/ChunkSize*ChunkSize + 1 }
+
+// chunkName reads a chunk object's name ("<first seq>.ndjson") and
+// reports whether it is a chunk overlapping first..last.
+func chunkName(name string, first, last uint64) (uint64, bool) {
+	n, ok := strings.CutSuffix(name, ".ndjson")
+	if !ok {
+		return 0, false
+	}
+	c, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || c == 0 || chunkStart(c) != c || c < first || c > last {
+		return 0, false
+	}
+	return c, true
+}
 
 // maxPlainName is the longest b64u(id) used as a name as it is.
 const maxPlainName = 200

@@ -281,15 +281,9 @@ func (a *fileAdapter) chunkStarts(sdir string, from, to uint64) ([]uint64, error
 	}
 	var starts []uint64
 	for _, e := range entries {
-		n, ok := strings.CutSuffix(e.Name(), ".ndjson")
-		if !ok {
-			continue
+		if c, ok := chunkName(e.Name(), first, last); ok {
+			starts = append(starts, c)
 		}
-		c, err := strconv.ParseUint(n, 10, 64)
-		if err != nil || c == 0 || chunkStart(c) != c || c < first || c > last {
-			continue
-		}
-		starts = append(starts, c)
 	}
 	slices.Sort(starts)
 	return starts, nil

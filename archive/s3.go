@@ -335,15 +335,9 @@ func (a *s3Adapter) chunkStarts(ctx context.Context, name string, from, to uint6
 			return nil, fmt.Errorf("list s3://%s/%s: %w", a.bucket, prefix, err)
 		}
 		for _, obj := range page.Contents {
-			n, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(obj.Key), prefix), ".ndjson")
-			if !ok {
-				continue
+			if c, ok := chunkName(strings.TrimPrefix(aws.ToString(obj.Key), prefix), first, last); ok {
+				starts = append(starts, c)
 			}
-			c, err := strconv.ParseUint(n, 10, 64)
-			if err != nil || c == 0 || chunkStart(c) != c || c < first || c > last {
-				continue
-			}
-			starts = append(starts, c)
 		}
 	}
 	slices.Sort(starts)
