@@ -36,6 +36,7 @@ cluster-stop:
 test: build vet fmt-check
 	eval "$$(.ci/services.sh up)" && export STARCITE_REQUIRE_SERVICES=1 && \
 	$(GO) test -race -count=1 $(UNIT_PKGS) && \
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI) && \
 	STARCITE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m $(E2E_PKGS)
 
 vet:
@@ -44,13 +45,84 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Short fuzzing of every parser (FUZZTIME per target).
-FUZZTIME ?= 10s
+# Short fuzzing of every parser: FUZZTIME per target (make test runs each
+# for FUZZTIME_CI). A failing input is written to the package's
+# testdata/fuzz/<target>/, where it stays as a regression seed.
+FUZZTIME    ?= 10s
+FUZZTIME_CI ?= 5s
+FUZZ_TARGETS := \
+	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/jsonc/:FuzzJSONC \
+	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
+	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery \
+	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./fsm/
-	$(GO) test -run='^$$' -fuzz='^FuzzStateful$$' -fuzztime=$(FUZZTIME) ./fsm/
-	$(GO) test -run='^$$' -fuzz='^FuzzReadSnapshot$$' -fuzztime=$(FUZZTIME) ./fsm/
-	$(GO) test -run='^$$' -fuzz='^FuzzJSONC$$' -fuzztime=$(FUZZTIME) ./fsm/jsonc/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn $$pkg ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+# The fault-injection suite (test/chaos) for DURATION: a 3-node cluster in
+# network namespaces (needs root), faults at random, then the checker's
+# verdict and figures. CHAOS_HISTORY keeps the history file (by default
+# it is kept only when the run fails).
+DURATION      ?= 30m
+CHAOS_HISTORY ?=
+.PHONY: chaos
+chaos: build
+	STARCITE_BIN=$(CURDIR)/$(BIN) STARCITE_CHAOS_DURATION=$(DURATION) STARCITE_CHAOS_HISTORY=$(CHAOS_HISTORY) \
+	$(GO) test -count=1 -v -run '^TestChaos$$' -timeout 24h ./test/chaos/
 
 clean:
 	rm -rf bin
+
+# ---- Docker: the image and a static 3-node cluster in containers (rel/) ----
+# The image is FROM scratch: rel/docker-context.sh fills a temporary build
+# context with bin/starcite, this machine's CA bundle and a minimal
+# /etc/passwd, so nothing is pulled.
+IMAGE           ?= starcite
+COMPOSE_PROJECT ?= starcite
+# The Compose plugin when it exists, else the standalone docker-compose.
+COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+IMAGE_TAG       := $(subst +,-,$(VERSION))
+
+.PHONY: docker cluster-up cluster-down
+
+docker: build
+	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
+	rel/docker-context.sh "$$ctx" $(BIN) && \
+	docker build --build-arg VERSION=$(VERSION) -f rel/Dockerfile \
+		-t $(IMAGE):latest -t $(IMAGE):$(IMAGE_TAG) "$$ctx" && \
+	echo "built $(IMAGE):latest and $(IMAGE):$(IMAGE_TAG)"
+
+# Three nodes on 127.0.0.1:4001-4003 (auth none, file archive on a shared
+# volume); variables of rel/compose.yml (STARCITE_HTTP_PORT_1, ...) apply.
+cluster-up: docker
+	STARCITE_IMAGE=$${STARCITE_IMAGE:-$(IMAGE):latest} \
+		$(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml up -d
+	rel/compose-wait.sh $(COMPOSE_PROJECT) 180
+
+# Removes the cluster's containers, networks and volumes (all its data).
+cluster-down:
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml down --volumes --remove-orphans
+
+# Benchmarks (docs-bench.md): `make bench` runs every workload of
+# `starcite bench` against a single node, then against the local 3-node
+# cluster; `make bench-compare` runs the closed-loop append workload
+# against the 3-node cluster and a 3-node NATS JetStream cluster (R3,
+# fsync always) and prints the ratio. Tables on stdout, JSON under
+# bench-results/. BENCH_ARGS passes more flags to `starcite bench`.
+BENCH_DURATION ?= 10s
+BENCH_WARMUP   ?= 2s
+BENCH_ARGS     ?=
+
+.PHONY: bench bench-compare
+
+bench: build
+	@mkdir -p bench-results; stamp=$$(date +%Y%m%d-%H%M%S); \
+	$(BIN) bench --duration $(BENCH_DURATION) --warmup $(BENCH_WARMUP) $(BENCH_ARGS) \
+		--json bench-results/starcite-single-$$stamp.json && \
+	$(BIN) bench --cluster --duration $(BENCH_DURATION) --warmup $(BENCH_WARMUP) $(BENCH_ARGS) \
+		--json bench-results/starcite-cluster3-$$stamp.json
+
+bench-compare: build
+	STARCITE_BIN=$(BIN) BENCH_DURATION=$(BENCH_DURATION) BENCH_WARMUP=$(BENCH_WARMUP) test/bench/compare.sh

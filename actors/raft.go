@@ -15,6 +15,9 @@ const (
 	reconcileInterval = 5 * time.Second // restart local replicas that stopped
 	probeInterval     = time.Second     // refresh readiness between requests
 	readinessMaxAge   = 3 * time.Second // a cached probe is reused this long
+	// leaderMovesPerRound bounds leader transfers per reconcile round: a
+	// transfer pauses the group for about one Raft round trip.
+	leaderMovesPerRound = 16
 )
 
 type (
@@ -27,6 +30,7 @@ type (
 // turns Dragonboat's leader callbacks into messages for the router.
 type Raft struct {
 	act.Actor
+	plane   *dataplane.Plane
 	raft    *dataplane.Raft
 	started bool
 	ready   bool // last probe result, to log transitions
@@ -34,8 +38,8 @@ type Raft struct {
 }
 
 // NewRaft returns the factory of the raft actor.
-func NewRaft(r *dataplane.Raft) gen.ProcessFactory {
-	return func() gen.ProcessBehavior { return &Raft{raft: r} }
+func NewRaft(p *dataplane.Plane) gen.ProcessFactory {
+	return func() gen.ProcessBehavior { return &Raft{plane: p, raft: p.Raft()} }
 }
 
 func (a *Raft) Init(args ...any) error {
@@ -65,6 +69,13 @@ func (a *Raft) HandleMessage(from gen.PID, message any) error {
 			a.raft.MarkStarted()
 			a.Log().Info("started %d local replicas in %s", len(a.raft.LocalGroups()), time.Since(start).Round(time.Millisecond))
 			a.Send(a.PID(), probeTick{})
+		}
+		// Balance leadership: a few groups per round back to their
+		// preferred (placement-balanced) leader.
+		for g, node := range a.plane.LeadershipMoves(leaderMovesPerRound) {
+			if err := a.raft.TransferLeader(g, node); err != nil {
+				a.Log().Debug("leader transfer of group %d to %s: %s", g, node, err)
+			}
 		}
 		a.SendAfter(a.PID(), reconcile{}, reconcileInterval)
 	case probeTick:

@@ -32,13 +32,18 @@ const (
 	writeTimeout   = 10 * time.Second
 	closeGrace     = 5 * time.Second // after a close frame is queued, end the actor regardless
 	maxInboundSize = 64 << 10        // inbound frames are ignored; cap what we read
-	// Flow control: replay pauses while more than replayResume frames wait
-	// to be written and resumes when the writer has drained to that mark.
-	replayResume = 256
+	// Flow control: replay pauses while more than replayResume frames or
+	// replayResumeBytes wait to be written, and resumes when the writer
+	// has drained below both.
+	replayResume      = 256
+	replayResumeBytes = 4 << 20
 	// A socket whose queue exceeds these is a slow consumer: closed with
 	// 1013 "slow_consumer" so its client reconnects from its cursor.
 	maxQueuedFrames = 4096
 	maxQueuedBytes  = 32 << 20
+	// maxFrameBytes bounds a batch frame (frames hold "up to" batch_size
+	// events), so one frame can never exceed what the queue admits.
+	maxFrameBytes = 1 << 20
 	// Live events arriving during replay wait in a buffer; past this many
 	// the buffer is dropped and the events are re-read from the store.
 	maxBuffered = 4096
@@ -49,6 +54,7 @@ const (
 	closeGoingAway    = 1001 // node shutting down
 	closeIdle         = 1002 // 120 s without a frame from the client
 	closeInternal     = 1011 // a gap-free replay cannot be produced now
+	closeRestart      = 1012 // the node was drained: reconnect to another node
 	closeTryAgain     = 1013 // slow consumer
 	closeTokenExpired = 4001
 )
@@ -78,6 +84,22 @@ type outbox struct {
 	frames  atomic.Int64
 	bytes   atomic.Int64
 	waiting atomic.Bool // the socket waits for the queue to drain
+}
+
+// backlogged reports whether replay should wait for the writer.
+func (b *outbox) backlogged() bool {
+	return b.frames.Load() > replayResume || b.bytes.Load() > replayResumeBytes
+}
+
+// waitDrain arms the writer's drained signal; it reports false when the
+// queue drained meanwhile (the signal may then never come: go on).
+func (b *outbox) waitDrain() bool {
+	b.waiting.Store(true)
+	if b.backlogged() {
+		return true
+	}
+	b.waiting.Store(false)
+	return false
 }
 
 // TailSocket owns one WebSocket tail: its cursor, the replay, the buffer
@@ -131,6 +153,12 @@ func (t *TailSocket) Terminate(reason error) { tailSockets.Dec() }
 func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	switch m := message.(type) {
 	case begin:
+		if t.plane.Draining() {
+			// Accepted, then told to go elsewhere: the client reconnects
+			// to a node that serves.
+			t.closeWith(closeRestart, "node_draining")
+			return nil
+		}
 		// Subscribe before the first read: whatever commits from here on
 		// arrives as a CursorUpdate, whatever committed before is in the store.
 		if _, err := t.Call(FanoutName, Subscribe{SessionID: t.spec.SessionID, PID: t.PID()}); err != nil {
@@ -172,6 +200,8 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 		t.startReplay()
 	case tokenExpired:
 		t.closeWith(closeTokenExpired, "token_expired")
+	case drainTails:
+		t.closeWith(closeRestart, "node_draining")
 	case clientGone:
 		if m.idle && !t.closing {
 			t.closeWith(closeIdle, "idle_timeout")
@@ -202,7 +232,7 @@ func (t *TailSocket) live(u CursorUpdate) {
 		t.startReplay() // a gap is never pushed over: fill it from the store
 		return
 	}
-	t.emit([]fsm.Event{u.Event})
+	t.emit([]fsm.Event{u.Event}, false)
 }
 
 func (t *TailSocket) startReplay() {
@@ -225,12 +255,8 @@ func (t *TailSocket) replay() {
 	if t.closing {
 		return
 	}
-	if t.box.frames.Load() > replayResume {
-		t.box.waiting.Store(true)
-		if t.box.frames.Load() > replayResume { // the writer may have drained meanwhile
-			return
-		}
-		t.box.waiting.Store(false)
+	if t.box.backlogged() && t.box.waitDrain() {
+		return // drained{} resumes
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	page, err := t.plane.Events(ctx, t.spec.SessionID, t.cursor, replayPage, false)
@@ -240,8 +266,16 @@ func (t *TailSocket) replay() {
 		t.closeWith(closeInternal, "replay_unavailable")
 		return
 	}
-	tailReplayed.Add(float64(len(page.Events)))
-	t.emit(page.Events)
+	sent := t.emit(page.Events, true)
+	tailReplayed.Add(float64(sent))
+	if sent < len(page.Events) {
+		// The writer filled up mid-page: the rest is read again once it
+		// has drained (reads of the hot tier are cheap).
+		if !t.box.waitDrain() {
+			t.queueReplay()
+		}
+		return
+	}
 	if len(page.Events) == replayPage {
 		t.queueReplay()
 		return
@@ -252,7 +286,7 @@ func (t *TailSocket) replay() {
 	for ev, ok := t.buffer[t.cursor+1]; ok; ev, ok = t.buffer[t.cursor+1+uint64(len(run))] {
 		run = append(run, ev)
 	}
-	t.emit(run)
+	t.emit(run, true) // what does not fit now is read again below
 	for seq := range t.buffer {
 		if seq <= t.cursor {
 			delete(t.buffer, seq)
@@ -267,18 +301,27 @@ func (t *TailSocket) replay() {
 }
 
 // emit sends events as frames of up to batch_size events and advances the
-// cursor. Frames never hold a gap: callers pass runs starting at cursor+1.
-func (t *TailSocket) emit(evs []fsm.Event) {
+// cursor; it returns how many events it sent. Frames never hold a gap:
+// callers pass runs starting at cursor+1. With pace, it stops once the
+// writer is backlogged (replay); live events are always sent, and a
+// client too slow for them is cut off.
+func (t *TailSocket) emit(evs []fsm.Event, pace bool) int {
+	sent := 0
 	for len(evs) > 0 && !t.closing {
+		if pace && t.box.backlogged() {
+			break
+		}
 		n := 1
 		var frame []byte
 		if t.spec.BatchSize == 1 {
 			frame = evs[0].JSON // shared, immutable bytes
 		} else {
-			n = min(len(evs), t.spec.BatchSize)
-			size := 2
-			for _, ev := range evs[:n] {
-				size += len(ev.JSON) + 1
+			// Up to batch_size events, and up to maxFrameBytes unless a
+			// single event is larger.
+			size := 2 + len(evs[0].JSON)
+			for n < min(len(evs), t.spec.BatchSize) && size+len(evs[n].JSON)+1 <= maxFrameBytes {
+				size += len(evs[n].JSON) + 1
+				n++
 			}
 			frame = make([]byte, 0, size)
 			frame = append(frame, '[')
@@ -292,19 +335,21 @@ func (t *TailSocket) emit(evs []fsm.Event) {
 		}
 		t.cursor = evs[n-1].Seq
 		evs = evs[n:]
+		sent += n
 		frames := t.box.frames.Add(1)
 		bytes := t.box.bytes.Add(int64(len(frame)))
 		if frames > maxQueuedFrames || bytes > maxQueuedBytes {
 			t.box.frames.Add(-1)
 			t.box.bytes.Add(-int64(len(frame)))
 			t.slowConsumer()
-			return
+			return sent
 		}
 		if err := t.Send(t.out, wsFrame(frame)); err != nil {
 			t.closeWith(closeInternal, "writer_unavailable")
-			return
+			return sent
 		}
 	}
+	return sent
 }
 
 // slowConsumer ends a socket whose client stopped reading. The writer is
@@ -394,10 +439,11 @@ func (w *wsWriter) HandleMessage(from gen.PID, message any) error {
 	case wsFrame:
 		w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err := w.conn.WriteMessage(websocket.TextMessage, m)
-		if w.box.frames.Add(-1) <= replayResume && w.box.waiting.CompareAndSwap(true, false) {
+		w.box.frames.Add(-1)
+		w.box.bytes.Add(-int64(len(m)))
+		if !w.box.backlogged() && w.box.waiting.CompareAndSwap(true, false) {
 			w.Send(w.owner, drained{})
 		}
-		w.box.bytes.Add(-int64(len(m)))
 		return err
 	case wsClose:
 		w.closeSent.Store(true)

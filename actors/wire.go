@@ -23,6 +23,7 @@ func init() {
 		dataplane.ReadRequest{}, dataplane.ReadReply{},
 		CursorUpdate{}, remoteSubscribe{}, remoteUnsubscribe{}, remoteCursor{},
 		ping{}, DrainMark{}, pong{},
+		StatusRequest{}, NodeStatus{}, ObserverStatus{}, OpsRequest{}, OpsReply{},
 	} {
 		if err := edf.RegisterTypeOf(t); err != nil && !errors.Is(err, gen.ErrTaken) {
 			panic(fmt.Sprintf("register %T: %v", t, err))

@@ -33,6 +33,11 @@ type Config struct {
 
 	Telemetry bool // STARCITE_ENABLE_TELEMETRY: serve /metrics
 
+	// MaxConnections caps the client connections (HTTP and tail
+	// WebSockets together) a node holds open: a request beyond it gets 503
+	// too_many_connections. STARCITE_MAX_CONNECTIONS, 0 = no cap.
+	MaxConnections int
+
 	AuthMode          string // none | jwt
 	AllowInsecureNone bool
 	JWTIssuer         string        // STARCITE_AUTH_JWT_ISSUER (jwt mode)
@@ -48,6 +53,11 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// pprof (Decision 16): off unless STARCITE_PPROF_PORT is set.
+	PprofPort    int           // STARCITE_PPROF_PORT
+	PprofHost    string        // STARCITE_PPROF_HOST, loopback by default
+	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of a profile request
 }
 
 // defaultNodeName is a single node on loopback.
@@ -70,6 +80,7 @@ func loadConfig(e *env) (Config, error) {
 		LeaderTTL:    e.millis("STARCITE_ROUTE_LEADER_CACHE_TTL_MS", 10*time.Second),
 
 		Telemetry:         e.boolean("STARCITE_ENABLE_TELEMETRY", true),
+		MaxConnections:    e.nonNegInt("STARCITE_MAX_CONNECTIONS", 10_000),
 		AllowInsecureNone: e.boolean("STARCITE_ALLOW_INSECURE_NONE", false),
 
 		PendingMax:         e.size("STARCITE_PENDING_MAX_SIZE", 1<<30),
@@ -78,6 +89,10 @@ func loadConfig(e *env) (Config, error) {
 
 		LogLevel:  strings.ToLower(e.str("STARCITE_LOG_LEVEL", "info")),
 		LogFormat: strings.ToLower(e.str("STARCITE_LOG_FORMAT", "text")),
+
+		PprofPort:    e.port("STARCITE_PPROF_PORT", 0),
+		PprofHost:    e.str("STARCITE_PPROF_HOST", "127.0.0.1"),
+		PprofTimeout: e.millis("STARCITE_PPROF_TIMEOUT_MS", 60*time.Second),
 	}
 	if e.err != nil {
 		return c, e.err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"ergo.services/ergo/gen"
 )
@@ -42,9 +43,6 @@ func (b ergoLogger) Log(m gen.MessageLog) {
 	case m.Level >= gen.LogLevelError:
 		lvl = slog.LevelError
 	}
-	if !b.l.Enabled(context.Background(), lvl) {
-		return
-	}
 	var attrs []any
 	switch s := m.Source.(type) {
 	case gen.MessageLogProcess:
@@ -58,6 +56,12 @@ func (b ergoLogger) Log(m gen.MessageLog) {
 	case gen.MessageLogNetwork:
 		attrs = append(attrs, "peer", string(s.Peer))
 	}
+	if lvl == slog.LevelInfo && chattyConnectionLog(m.Format) {
+		lvl = slog.LevelDebug
+	}
+	if !b.l.Enabled(context.Background(), lvl) {
+		return
+	}
 	for _, f := range m.Fields {
 		attrs = append(attrs, f.Name, f.Value)
 	}
@@ -65,3 +69,10 @@ func (b ergoLogger) Log(m gen.MessageLog) {
 }
 
 func (b ergoLogger) Terminate() {}
+
+// chattyConnectionLog reports Ergo's per-connection lines: every `starcite
+// ops` or shell call opens and closes one, and the observer already logs
+// what matters about peers.
+func chattyConnectionLog(format string) bool {
+	return strings.HasPrefix(format, "new connection with") || strings.HasPrefix(format, "connection with")
+}

@@ -86,7 +86,13 @@ func runServer(cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAuth()
-	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry}, plane, auth, log.With("component", "http"))
+	stopPprof, err := startPprof(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
+	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry,
+		MaxConns: cfg.MaxConnections}, plane, auth, log.With("component", "http"))
 
 	var opts gen.NodeOptions
 	// The core otherwise sends anonymous usage reports (notes/ergo.md §1.1).
@@ -111,6 +117,8 @@ func runServer(cfg Config, log *slog.Logger) error {
 		FlushEvery: cfg.Archive.FlushEvery,
 		HTTP:       api.HTTPServer(),
 		HTTPAddr:   net.JoinHostPort(cfg.HTTPHost, strconv.Itoa(cfg.Port)),
+		Ops: actors.OpsConfig{WriteNode: cfg.WriteNode(), DataDir: cfg.DataDir,
+			RaftDir: filepath.Join(cfg.DataDir, "raft"), Version: version},
 	})}
 
 	log.Info("starting", "node", cfg.NodeName, "write_nodes", strings.Join(cfg.WriteNodes, ","),

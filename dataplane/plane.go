@@ -180,6 +180,10 @@ func (p *Plane) proposeLocal(ctx context.Context, group int, cmd []byte) (sm.Res
 			if timeouts++; timeouts >= 2 {
 				return sm.Result{}, ErrTimeout
 			}
+			// The second attempt gets a full budget of its own (spec
+			// §10.4), also for riding out an election it may meet.
+			giveUp = time.Now().Add(p.cfg.ProposeTimeout)
+			backoff = 5 * time.Millisecond
 		case isTemporary(err):
 			if errors.Is(err, dragonboat.ErrShardClosed) || errors.Is(err, dragonboat.ErrAborted) {
 				ambiguous = true

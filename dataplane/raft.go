@@ -155,7 +155,10 @@ func (r *Raft) StartGroups() error {
 // Propose makes one attempt at committing cmd in group through the local
 // replica and returns the state machine's result.
 func (r *Raft) Propose(ctx context.Context, group int, cmd []byte) (sm.Result, error) {
-	return r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(shardID(group)), cmd)
+	start := time.Now()
+	res, err := r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(shardID(group)), cmd)
+	observeProposal(start, err)
+	return res, err
 }
 
 // StaleRead runs q on the local replica without a round trip: it sees

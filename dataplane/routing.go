@@ -245,9 +245,16 @@ func (p *Plane) readGroups(ctx context.Context, req ReadRequest) (ReadReply, err
 		r, err := p.serveRead(ctx, req)
 		if err != nil && req.Linear && (errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
 			// No quorum to confirm the read: what this replica committed
-			// is still true, only possibly behind. Serve it.
+			// is still true, only possibly behind. Serve it, unless it does
+			// not know the session: a replica that is behind (restarting,
+			// or cut off when the session was created elsewhere) cannot
+			// tell "not found" from "not yet", and a 404 is definitive.
 			req.Linear = false
-			return p.serveRead(ctx, req)
+			stale, serr := p.serveRead(ctx, req)
+			if serr == nil && !stale.Found {
+				return ReadReply{}, err
+			}
+			return stale, serr
 		}
 		return r, err
 	}
@@ -404,4 +411,28 @@ func (p *Plane) Reachable() bool {
 		}
 	}
 	return true
+}
+
+// LeadershipMoves returns groups this node leads whose preferred leader
+// (the first replica in rendezvous order, balanced across nodes by
+// construction) is another node that is ready: handing leadership back
+// spreads the leaders' work evenly after elections skewed it. At most max
+// moves, so a node never churns many groups at once.
+func (p *Plane) LeadershipMoves(max int) map[int]string {
+	v := p.View()
+	if v == nil {
+		return nil
+	}
+	self := p.raft.cfg.Self
+	moves := map[int]string{}
+	for _, g := range p.raft.LocalGroups() {
+		if len(moves) == max {
+			break
+		}
+		preferred := p.placement.Replicas(g)[0]
+		if leader, _, ok := p.raft.Leader(g); ok && leader == self && preferred != self && v.Ready[preferred] && !v.Draining[preferred] {
+			moves[g] = preferred
+		}
+	}
+	return moves
 }

@@ -174,6 +174,7 @@ func (c *jwksCache) refresh(forced bool) error {
 	c.mu.Unlock()
 
 	call.err = c.fetch()
+	countRefresh(forced, call.err)
 	if call.err != nil && forced && !errors.Is(call.err, context.Canceled) {
 		c.log.Warn("JWKS refresh for an unknown kid failed; keeping the keys in use", "url", c.url, "err", call.err)
 	}

@@ -16,8 +16,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
+	"github.com/fasthttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -36,6 +40,10 @@ type Config struct {
 	Tails TailServer
 	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).
 	Metrics bool
+	// MaxConns caps the client connections the node holds open at once,
+	// HTTP and tail WebSockets together (STARCITE_MAX_CONNECTIONS); 0 = no
+	// cap. See Server.overCap.
+	MaxConns int
 }
 
 // metricsHandler serves the Prometheus exposition of every metric the
@@ -53,17 +61,85 @@ type Server struct {
 	plane *dataplane.Plane
 	auth  Authenticator
 	log   *slog.Logger
+	conns atomic.Int64 // open client connections, tail WebSockets included
 }
 
 // NewServer returns the API over plane.
 func NewServer(cfg Config, plane *dataplane.Plane, auth Authenticator, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, plane: plane, auth: auth, log: log}
+	s := &Server{cfg: cfg, plane: plane, auth: auth, log: log}
+	if cfg.Tails != nil {
+		s.cfg.Tails = countedTails{cfg.Tails, s}
+	}
+	return s
+}
+
+var (
+	httpConnections = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "starcite_http_connections",
+		Help: "Client connections open on this node (HTTP and tail WebSockets).",
+	})
+	httpRefused = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "starcite_http_refused_total",
+		Help: "Requests refused with 503 too_many_connections (STARCITE_MAX_CONNECTIONS).",
+	})
+)
+
+// errTooManyConnections answers a request that arrives on a connection
+// beyond STARCITE_MAX_CONNECTIONS.
+var errTooManyConnections = &apiError{503, "too_many_connections", "Node connection limit reached"}
+
+// connOpened and connClosed keep the count of open client connections.
+func (s *Server) connOpened() { s.conns.Add(1); httpConnections.Inc() }
+func (s *Server) connClosed() { s.conns.Add(-1); httpConnections.Dec() }
+
+// connState counts connections from accept to close. A WebSocket upgrade
+// hands its connection over (hijacked): countedTails counts it from then
+// on until the tail ends.
+func (s *Server) connState(_ net.Conn, st fasthttp.ConnState) {
+	switch st {
+	case fasthttp.StateNew:
+		s.connOpened()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.connClosed()
+	}
+}
+
+// overCap reports whether the node holds more connections than
+// STARCITE_MAX_CONNECTIONS (the connection asking counts itself).
+func (s *Server) overCap() bool {
+	return s.cfg.MaxConns > 0 && s.conns.Load() > int64(s.cfg.MaxConns)
+}
+
+// countedTails counts upgraded tail connections while they run.
+type countedTails struct {
+	TailServer
+	s *Server
+}
+
+func (c countedTails) Serve(conn *websocket.Conn, t Tail) {
+	c.s.connOpened()
+	defer c.s.connClosed()
+	c.TailServer.Serve(conn, t)
 }
 
 // HTTPServer returns the fasthttp server running the API.
+//
+// With a connection cap (Config.MaxConns), a request that arrives while
+// the node holds more connections than the cap is answered 503
+// too_many_connections and its connection closed; health and metrics
+// still answer, so probes see a busy node, not a dead one. Connections
+// that never send a request are bounded by ReadTimeout, and beyond twice
+// the cap fasthttp refuses them at accept (its plain-text 503), so a
+// flood of silent connections cannot exhaust the node either.
 func (s *Server) HTTPServer() *fasthttp.Server {
+	concurrency := 0 // fasthttp's default
+	if s.cfg.MaxConns > 0 {
+		concurrency = 2 * s.cfg.MaxConns
+	}
 	return &fasthttp.Server{
-		Handler:            s.Handle,
+		Handler:            instrument(s.Handle),
+		ConnState:          s.connState,
+		Concurrency:        concurrency,
 		ErrorHandler:       s.requestError,
 		MaxRequestBodySize: MaxBodyBytes,
 		// The request line and headers must fit: long session ids are
@@ -129,6 +205,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	}
 	get := ctx.IsGet() || ctx.IsHead()
 	post := ctx.IsPost()
+	if s.overCap() && !(get && probePath(segs)) {
+		httpRefused.Inc()
+		ctx.SetConnectionClose()
+		writeError(ctx, errTooManyConnections)
+		return
+	}
 	switch {
 	case len(segs) == 2 && segs[0] == "health" && segs[1] == "live" && get:
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
@@ -141,6 +223,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, errNotFound)
 	}
+}
+
+// probePath: /health/live, /health/ready and /metrics, which answer
+// even beyond the connection cap.
+func probePath(segs []string) bool {
+	return (len(segs) == 2 && segs[0] == "health") || (len(segs) == 1 && segs[0] == "metrics")
 }
 
 func (s *Server) sessions(ctx *fasthttp.RequestCtx, rest []string, get, post bool) {

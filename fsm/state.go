@@ -423,3 +423,49 @@ func optEqual(a, b *string) bool {
 	}
 	return *a == *b
 }
+
+// SessionStat is one session of a group as an operator sees it.
+type SessionStat struct {
+	ID          string
+	TenantID    string
+	LastSeq     uint64
+	ArchivedSeq uint64
+	HotEvents   int
+	HotBytes    int64
+	Producers   int
+}
+
+// GroupTotals sums the sessions of a group.
+type GroupTotals struct {
+	Stats
+	Events         uint64 // Σ last_seq: events ever committed
+	ArchivedEvents uint64 // Σ archived_seq: events the archive holds
+}
+
+// SessionStats returns the group's totals and, in id order, up to limit
+// sessions whose id sorts after `after`. It walks every session: an
+// operator query, never one for the request path.
+func (s *State) SessionStats(after string, limit int) ([]SessionStat, GroupTotals) {
+	t := GroupTotals{Stats: s.Stats()}
+	h := &idHeap{}
+	for _, ss := range s.sessions {
+		t.Events += ss.info.LastSeq
+		t.ArchivedEvents += ss.info.ArchivedSeq
+		switch {
+		case limit <= 0 || ss.info.ID <= after:
+		case h.Len() < limit:
+			heap.Push(h, ss)
+		case ss.info.ID < (*h)[0].info.ID:
+			(*h)[0] = ss
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]SessionStat, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		ss := heap.Pop(h).(*session)
+		out[i] = SessionStat{ID: ss.info.ID, TenantID: ss.info.TenantID, LastSeq: ss.info.LastSeq,
+			ArchivedSeq: ss.info.ArchivedSeq, HotEvents: len(ss.events), HotBytes: ss.hotBytes,
+			Producers: len(ss.producers)}
+	}
+	return out, t
+}

@@ -24,6 +24,7 @@ type Deps struct {
 	FlushEvery time.Duration
 	HTTP       *fasthttp.Server
 	HTTPAddr   string
+	Ops        actors.OpsConfig
 }
 
 // App is the starcite Ergo application.
@@ -62,7 +63,8 @@ func (a *App) Terminate(reason error) {
 }
 
 // controlPlane knows the cluster: discovery makes peers routable, the
-// observer tracks their liveness. one_for_one: they do not share state.
+// observer tracks their liveness, ops answers operators (after the
+// observer, which it asks). one_for_one: they do not share state.
 type controlPlane struct {
 	act.Supervisor
 	deps Deps
@@ -74,6 +76,7 @@ func (s *controlPlane) Init(args ...any) (act.SupervisorSpec, error) {
 		Children: []act.SupervisorChildSpec{
 			{Name: actors.DiscoveryName, Factory: actors.NewDiscovery(s.deps.Discovery)},
 			{Name: actors.ObserverName, Factory: actors.NewObserver(s.deps.Plane, s.deps.Self)},
+			{Name: actors.OpsName, Factory: actors.NewOps(s.deps.Plane, s.deps.Ops)},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
 	}, nil
@@ -88,7 +91,7 @@ func (s *dataPlane) Init(args ...any) (act.SupervisorSpec, error) {
 	return act.SupervisorSpec{
 		Type: act.SupervisorTypeRestForOne,
 		Children: []act.SupervisorChildSpec{
-			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Raft)},
+			{Name: actors.RaftName, Factory: actors.NewRaft(s.deps.Plane)},
 			{Name: actors.RouterName, Factory: actors.NewRouter(s.deps.Plane, s.deps.Self)},
 			{Name: actors.FanoutName, Factory: actors.NewFanout(s.deps.Plane, s.deps.Self)},
 			{Name: actors.ArchiverName, Factory: actors.NewArchiver(s.deps.Plane, s.deps.Archive, s.deps.FlushEvery)},

@@ -5,10 +5,7 @@
 package cluster
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,114 +13,6 @@ import (
 )
 
 const subnet = 10 // nodes on 127.0.10.x
-
-// producer appends to one session through the nodes in turn. On an
-// ambiguous outcome (transport error, 5xx) it retries the same
-// producer_seq and content elsewhere, as the API asks clients to.
-type producer struct {
-	t       *testing.T
-	session string
-	nodes   []*harness.Node
-	mu      sync.Mutex
-	acked   map[uint64]uint64 // producer_seq → seq
-	next    uint64
-	turn    int
-	errs    map[int]int // status → count (0: transport error)
-}
-
-func newProducer(t *testing.T, session string, nodes []*harness.Node) *producer {
-	return &producer{t: t, session: session, nodes: nodes, acked: map[uint64]uint64{}, next: 1, errs: map[int]int{}}
-}
-
-// appendOne appends the next event, retrying until acknowledged or the
-// deadline passes; it returns false on the deadline.
-func (p *producer) appendOne(deadline time.Time) bool {
-	for time.Now().Before(deadline) {
-		n := p.nodes[p.turn%len(p.nodes)]
-		p.turn++
-		st, r, _, err := n.Append(p.session, "prod", p.next, map[string]any{"n": p.next})
-		p.mu.Lock()
-		if err == nil && st == 201 {
-			p.acked[p.next] = r.Seq
-			p.next++
-			p.mu.Unlock()
-			return true
-		}
-		if err != nil {
-			st = 0
-		}
-		p.errs[st]++
-		p.mu.Unlock()
-		if st == 409 || st == 400 || st == 404 {
-			p.t.Errorf("append #%d: definitive %d", p.next, st)
-			return false
-		}
-	}
-	return false
-}
-
-// run appends until stop is closed.
-func (p *producer) run(stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		if !p.appendOne(time.Now().Add(60 * time.Second)) {
-			p.t.Errorf("append #%d not acknowledged within 60s", p.next)
-			return
-		}
-	}
-}
-
-// verify checks the session's log on every given node: the producer's
-// events are exactly the acknowledged ones, at their acknowledged seqs,
-// and every node holds the same bytes. It returns how many events other
-// producers wrote.
-func (p *producer) verify(nodes ...*harness.Node) int {
-	p.t.Helper()
-	var first []json.RawMessage
-	others := 0
-	for _, n := range nodes {
-		evs, err := n.Events(p.session)
-		if err != nil {
-			p.t.Fatalf("%s: %v", n.Name, err)
-		}
-		mine := 0
-		for i, raw := range evs {
-			var ev struct {
-				Seq         uint64 `json:"seq"`
-				ProducerID  string `json:"producer_id"`
-				ProducerSeq uint64 `json:"producer_seq"`
-			}
-			json.Unmarshal(raw, &ev)
-			if ev.Seq != uint64(i+1) {
-				p.t.Fatalf("%s: event %d has seq %d", n.Name, i+1, ev.Seq)
-			}
-			if first != nil && (len(first) != len(evs) || !bytes.Equal(first[i], raw)) {
-				p.t.Fatalf("%s: event %d differs from %s's copy", n.Name, i+1, nodes[0].Name)
-			}
-			if ev.ProducerID != "prod" {
-				continue
-			}
-			mine++
-			if p.acked[ev.ProducerSeq] != ev.Seq {
-				p.t.Fatalf("%s: producer_seq %d is at seq %d; acknowledged at %d",
-					n.Name, ev.ProducerSeq, ev.Seq, p.acked[ev.ProducerSeq])
-			}
-		}
-		if mine != len(p.acked) {
-			p.t.Fatalf("%s holds %d events of the producer, %d were acknowledged", n.Name, mine, len(p.acked))
-		}
-		if first == nil {
-			first = evs
-		}
-		others = len(evs) - mine
-	}
-	return others
-}
 
 // TestThroughEveryNode: any node answers any request; a tail on one node
 // streams appends sent to another.
@@ -166,9 +55,9 @@ func TestRouterNode(t *testing.T) {
 	}
 	router.CreateSession("via-router", nil)
 	tail := router.Tail("via-router", 0, 1)
-	p := newProducer(t, "via-router", []*harness.Node{router, c.Nodes[1]})
+	p := harness.NewProducer(t, "via-router", harness.RoundRobin(router, c.Nodes[1]))
 	for i := 0; i < 40; i++ {
-		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+		if !p.AppendOne(time.Now().Add(30 * time.Second)) {
 			t.Fatal("append failed")
 		}
 	}
@@ -179,7 +68,7 @@ func TestRouterNode(t *testing.T) {
 		len(harness.JSON(t, body)["sessions"].([]any)) != 1 {
 		t.Fatalf("list via the router: %d %s", st, body)
 	}
-	p.verify(router, c.Nodes[0], c.Nodes[1], c.Nodes[2])
+	p.Verify(router, c.Nodes[0], c.Nodes[1], c.Nodes[2])
 	if n := router.Metric(`starcite_forwarded_requests_total{kind="propose"}`); n != 0 {
 		t.Fatalf("the router node served %v forwarded proposals itself", n)
 	}
@@ -190,41 +79,32 @@ func TestRouterNode(t *testing.T) {
 func TestLeaderFailover(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
 	c.Nodes[0].CreateSession("busy", nil)
-	p := newProducer(t, "busy", c.Nodes)
+	p := harness.NewProducer(t, "busy", harness.RoundRobin(c.Nodes...))
 	for i := 0; i < 50; i++ {
-		p.appendOne(time.Now().Add(30 * time.Second))
+		p.AppendOne(time.Now().Add(30 * time.Second))
 	}
 	var leader *harness.Node
 	c.Nodes[0].WaitFor(30*time.Second, "a known leader", func() bool { leader = c.Leader(c.Group("busy")); return leader != nil })
 
-	stop, done := make(chan struct{}), make(chan struct{})
-	go p.run(stop, done)
+	stop := make(chan struct{})
+	done := p.Run(stop)
 	survivor := c.Nodes[0]
 	if survivor == leader {
 		survivor = c.Nodes[1]
 	}
-	before := len(p.snapshot())
+	before := p.Count()
 	killed := time.Now()
 	leader.Kill()
-	survivor.WaitFor(60*time.Second, "appends to resume", func() bool { return len(p.snapshot()) > before+5 })
+	survivor.WaitFor(60*time.Second, "appends to resume", func() bool { return p.Count() > before+5 })
 	t.Logf("failover: appends resumed %s after kill -9 of the leader %s", time.Since(killed).Round(time.Millisecond), leader.Name)
 	leader.Start()
 	leader.WaitReady(90 * time.Second)
-	survivor.WaitFor(60*time.Second, "more appends", func() bool { return len(p.snapshot()) > before+100 })
+	survivor.WaitFor(60*time.Second, "more appends", func() bool { return p.Count() > before+100 })
 	close(stop)
 	<-done
-	t.Logf("acknowledged %d appends; client-visible errors by status: %v", len(p.acked), p.errs)
-	p.verify(c.Nodes...)
-}
-
-func (p *producer) snapshot() map[uint64]uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[uint64]uint64, len(p.acked))
-	for k, v := range p.acked {
-		out[k] = v
-	}
-	return out
+	_, errs := p.Errors()
+	t.Logf("acknowledged %d appends; client-visible errors: %v", p.Count(), errs)
+	p.Verify(c.Nodes...)
 }
 
 // TestLoseQuorum: with 2 of 3 nodes gone, appends answer 503 promptly;
@@ -234,15 +114,15 @@ func TestLoseQuorum(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
 	survivor := c.Nodes[0]
 	survivor.CreateSession("q", nil)
-	p := newProducer(t, "q", []*harness.Node{survivor})
+	p := harness.NewProducer(t, "q", harness.RoundRobin(survivor))
 	for i := 0; i < 20; i++ {
-		p.appendOne(time.Now().Add(30 * time.Second))
+		p.AppendOne(time.Now().Add(30 * time.Second))
 	}
 	c.Nodes[1].Kill()
 	c.Nodes[2].Kill()
 
 	start := time.Now()
-	st, _, body, err := survivor.Append("q", "prod", p.next, map[string]any{"n": p.next})
+	st, _, body, err := survivor.Append("q", "prod", p.Next(), map[string]any{"n": p.Next()})
 	if err != nil || st != 503 {
 		t.Fatalf("append without quorum: %d %s %v", st, body, err)
 	}
@@ -264,24 +144,24 @@ func TestLoseQuorum(t *testing.T) {
 		n.WaitReady(90 * time.Second)
 	}
 	for i := 0; i < 20; i++ {
-		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+		if !p.AppendOne(time.Now().Add(30 * time.Second)) {
 			t.Fatal("appends did not resume")
 		}
 	}
-	p.verify(c.Nodes...)
+	p.Verify(c.Nodes...)
 }
 
 // TestFullRestart: every node killed at once comes back with every
 // acknowledged event.
 func TestFullRestart(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
-	var ps []*producer
+	var ps []*harness.Producer
 	for i := 0; i < 4; i++ {
 		s := fmt.Sprintf("fr%d", i)
 		c.Nodes[i%3].CreateSession(s, nil)
-		p := newProducer(t, s, c.Nodes)
+		p := harness.NewProducer(t, s, harness.RoundRobin(c.Nodes...))
 		for j := 0; j < 40; j++ {
-			p.appendOne(time.Now().Add(30 * time.Second))
+			p.AppendOne(time.Now().Add(30 * time.Second))
 		}
 		ps = append(ps, p)
 	}
@@ -295,8 +175,8 @@ func TestFullRestart(t *testing.T) {
 		n.WaitReady(90 * time.Second)
 	}
 	for _, p := range ps {
-		p.verify(c.Nodes...)
-		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+		p.Verify(c.Nodes...)
+		if !p.AppendOne(time.Now().Add(30 * time.Second)) {
 			t.Fatal("appends did not resume after the restart")
 		}
 	}
@@ -308,9 +188,9 @@ func TestPartition(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, Isolated: true})
 	major, minor := c.Nodes[0], c.Nodes[2]
 	major.CreateSession("part", nil)
-	p := newProducer(t, "part", []*harness.Node{major, c.Nodes[1]})
+	p := harness.NewProducer(t, "part", harness.RoundRobin(major, c.Nodes[1]))
 	for i := 0; i < 20; i++ {
-		p.appendOne(time.Now().Add(30 * time.Second))
+		p.AppendOne(time.Now().Add(30 * time.Second))
 	}
 	c.Nodes[0].WaitFor(30*time.Second, "node 3 to have the session", func() bool {
 		evs, err := minor.Events("part")
@@ -323,7 +203,7 @@ func TestPartition(t *testing.T) {
 	}
 	refusal := harness.JSON(t, body)["error"]
 	for i := 0; i < 30; i++ {
-		if !p.appendOne(time.Now().Add(30 * time.Second)) {
+		if !p.AppendOne(time.Now().Add(30 * time.Second)) {
 			t.Fatal("the majority stopped taking appends")
 		}
 	}
@@ -346,7 +226,7 @@ func TestPartition(t *testing.T) {
 	// raft_unavailable promises the append was not written; raft_timeout
 	// leaves it open (the minority may have forwarded it before the cut),
 	// but never more than once.
-	switch others := p.verify(c.Nodes...); {
+	switch others := p.Verify(c.Nodes...); {
 	case refusal == "raft_unavailable" && others != 0:
 		t.Fatalf("the minority refused with raft_unavailable, yet its append is in the log")
 	case refusal == "raft_timeout" && others > 1:

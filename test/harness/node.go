@@ -202,6 +202,17 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Pid is the server's process id (0 when not running). Under a network
+// namespace `ip netns exec` execs the binary, so it is the server's too.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Signal sends sig to the process (SIGSTOP/SIGCONT for pauses).
 func (n *Node) Signal(sig syscall.Signal) {
 	n.mu.Lock()

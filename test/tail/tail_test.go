@@ -280,3 +280,39 @@ func TestUpgradeErrors(t *testing.T) {
 		t.Fatalf("upgrade: %d %s %v", st, body, err)
 	}
 }
+
+// TestReplayPacesLargeBatches: a replay larger than the socket's queue
+// limit, in batch frames, to a client that stops reading for a while, is
+// paced by the server (frames capped in bytes, replay waiting for the
+// writer) instead of being cut off as a slow consumer.
+func TestReplayPacesLargeBatches(t *testing.T) {
+	n := harness.StartNode(t, harness.Options{})
+	n.CreateSession("big", nil)
+	blob := strings.Repeat("y", 100<<10)
+	const events = 400 // 40 MB: more than the 32 MB a socket may queue
+	for i := uint64(1); i <= events; i++ {
+		if st, _, b, err := n.Append("big", "w", i, map[string]any{"blob": blob}); err != nil || st != 201 {
+			t.Fatalf("append %d: %d %s %v", i, st, b, err)
+		}
+	}
+	c := n.Tail("big", 0, 1000)
+	// The client is busy elsewhere; the server must not queue 40 MB for it.
+	time.Sleep(2 * time.Second)
+	var sizes []int
+	for c.Last < events {
+		evs, err := c.Next(wait)
+		if err != nil {
+			t.Fatalf("after %d events: %v", c.Last, err)
+		}
+		if len(evs) > 1000 {
+			t.Fatalf("frame of %d events", len(evs))
+		}
+		sizes = append(sizes, len(evs))
+	}
+	if len(sizes) < 2 {
+		t.Fatalf("40 MB of events came in %d frame(s); frames must be capped in bytes", len(sizes))
+	}
+	if got := n.Metric(`starcite_tail_closes_total{code="1013"}`); got != 0 {
+		t.Fatalf("%v slow-consumer closes", got)
+	}
+}

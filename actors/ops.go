@@ -1,0 +1,507 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"ergo.services/ergo/act"
+	"ergo.services/ergo/gen"
+
+	"starcite/dataplane"
+)
+
+// OpsName is the registered name of the ops actor, which `starcite ops`
+// and `starcite shell` call from their hidden node.
+const OpsName gen.Atom = "ops"
+
+// Ops timings (spec §12, §14).
+const (
+	opsPollEvery   = 200 * time.Millisecond // wait-ready / wait-drained poll
+	opsWaitDefault = 30 * time.Second
+	drainWatch     = 200 * time.Millisecond // how soon a drain closes this node's tails
+	handoffRetry   = time.Second            // between leadership transfers of one group
+)
+
+// OpsConfig is what the ops actor reports beyond the data plane.
+type OpsConfig struct {
+	WriteNode bool   // this node is in STARCITE_WRITE_NODE_IDS
+	DataDir   string // STARCITE_RAFT_DATA_DIR
+	RaftDir   string // Dragonboat's NodeHost directory: Raft logs and snapshots
+	Version   string
+}
+
+// OpsRequest is one command of `starcite ops` (spec §12) or of
+// `starcite shell`, with its arguments as typed.
+type OpsRequest struct {
+	Command string
+	Args    []string
+}
+
+// OpsReply answers an OpsRequest. The ops actor renders both forms, so a
+// CLI of another version prints what this node means.
+type OpsReply struct {
+	Err     string // the one-line message of a failed command; "" on success
+	Timeout bool   // a wait command ran out of time (Err says so)
+	Text    string // for people: the spec's line, or tables
+	JSON    []byte // for programs (nil for the shell's inspection commands)
+}
+
+// drainTails tells a TailSocket that this node was drained: it closes
+// with 1012 node_draining so that its client reconnects elsewhere.
+type drainTails struct{}
+
+type opsTick struct{}
+
+// Ops answers the operator commands. Every request runs in a short-lived
+// worker that replies to the caller itself, so a wait, a slow inspection
+// or a peer that does not answer never holds up this mailbox.
+//
+// Between requests it watches this node's drain mark (set by any node's
+// observer): when the node becomes drained it closes the node's tails
+// and, while drained, hands the leadership of its groups to ready
+// replicas, so stopping the node costs no election.
+type Ops struct {
+	act.Actor
+	plane    *dataplane.Plane
+	cfg      OpsConfig
+	draining bool
+	handoff  map[int]time.Time // group → last leadership transfer asked
+	closed   int               // tails closed by drains
+	requests int
+}
+
+// NewOps returns the factory of the ops actor.
+func NewOps(p *dataplane.Plane, cfg OpsConfig) gen.ProcessFactory {
+	return func() gen.ProcessBehavior { return &Ops{plane: p, cfg: cfg} }
+}
+
+func (o *Ops) Init(args ...any) error {
+	o.handoff = map[int]time.Time{}
+	_, err := o.SendAfter(o.PID(), opsTick{}, drainWatch)
+	return err
+}
+
+func (o *Ops) HandleMessage(from gen.PID, message any) error {
+	if _, ok := message.(opsTick); ok {
+		o.SendAfter(o.PID(), opsTick{}, drainWatch)
+		o.watchDrain()
+	}
+	return nil
+}
+
+func (o *Ops) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
+	req, ok := request.(OpsRequest)
+	if !ok {
+		return OpsReply{Err: fmt.Sprintf("unsupported request %T", request)}, nil
+	}
+	o.requests++
+	job := opsJob{from: from, ref: ref, req: req}
+	factory := func() gen.ProcessBehavior { return &opsWorker{plane: o.plane, cfg: o.cfg} }
+	if _, err := o.Spawn(factory, gen.ProcessOptions{LinkParent: true}, job); err != nil {
+		return OpsReply{Err: "ops worker: " + err.Error()}, nil
+	}
+	return nil, nil // the worker answers
+}
+
+func (o *Ops) HandleInspect(from gen.PID, item ...string) map[string]string {
+	return map[string]string{
+		"draining":     strconv.FormatBool(o.draining),
+		"tails_closed": strconv.Itoa(o.closed),
+		"handoffs":     strconv.Itoa(len(o.handoff)),
+		"requests":     strconv.Itoa(o.requests),
+	}
+}
+
+// watchDrain acts on this node's drain mark, wherever it was set.
+func (o *Ops) watchDrain() {
+	d := o.plane.Draining()
+	if d && !o.draining {
+		n := o.closeTails()
+		o.closed += n
+		o.Log().Info("node drained: closing %d tail sockets (1012 node_draining), handing off leaderships", n)
+	}
+	o.draining = d
+	if !d {
+		clear(o.handoff)
+		return
+	}
+	o.handOff()
+}
+
+// closeTails asks every TailSocket of this node to close. Sockets that
+// start later close themselves (TailSocket checks the mark on begin).
+func (o *Ops) closeTails() int {
+	n := 0
+	eachProcess(o.Node(), func(p gen.ProcessShortInfo) {
+		if p.Behavior == tailBehavior && o.Send(p.PID, drainTails{}) == nil {
+			n++
+		}
+	})
+	return n
+}
+
+// handOff asks every local replica that leads to transfer leadership to a
+// ready replica. Asked again after handoffRetry while it still leads: a
+// transfer can be refused (the target lagging) or undone by an election.
+func (o *Ops) handOff() {
+	v := o.plane.View()
+	self := o.plane.Self()
+	now := time.Now()
+	for _, g := range o.plane.Raft().LocalGroups() {
+		if !o.plane.IsLeader(g) || now.Sub(o.handoff[g]) < handoffRetry {
+			continue
+		}
+		targets := readyPeers(v, o.plane.Placement().Replicas(g), self)
+		if len(targets) == 0 {
+			continue // nobody to hand it to: stopping this node will cost an election
+		}
+		o.handoff[g] = now
+		if err := o.plane.Raft().TransferLeader(g, targets[g%len(targets)]); err != nil {
+			o.Log().Warning("hand off leadership of group %d: %s", g, err)
+		}
+	}
+}
+
+// readyPeers are the replicas other than self that the observer lists as
+// ready.
+func readyPeers(v *dataplane.View, replicas []string, self string) []string {
+	var out []string
+	for _, n := range replicas {
+		if n != self && v != nil && v.Ready[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+var tailBehavior = fmt.Sprintf("%T", TailSocket{})
+
+// eachProcess calls f for every process of the node, in PID order.
+func eachProcess(node gen.Node, f func(gen.ProcessShortInfo)) error {
+	const page = 1000
+	start := 1000 // the first user PID is 1001 (notes/ergo.md §5)
+	for {
+		ps, err := node.ProcessListShortInfo(start, page)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			f(p)
+		}
+		if len(ps) < page {
+			return nil
+		}
+		start = int(ps[len(ps)-1].PID.ID) + 1
+	}
+}
+
+// ParseTimeout reads the optional [timeout_ms] of wait-ready and
+// wait-drained (spec §12).
+func ParseTimeout(args []string) (time.Duration, error) {
+	if len(args) == 0 {
+		return opsWaitDefault, nil
+	}
+	n, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/int64(time.Millisecond) {
+		return 0, fmt.Errorf("invalid timeout %q (expected positive integer ms)", args[0])
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// TimeoutMessage is the error of a wait that ran out of time.
+func TimeoutMessage(what string, timeout time.Duration) string {
+	return fmt.Sprintf("timeout waiting for %s after %dms", what, timeout.Milliseconds())
+}
+
+// opsJob is one request handed to a worker.
+type opsJob struct {
+	from gen.PID
+	ref  gen.Ref
+	req  OpsRequest
+}
+
+type (
+	opsRun  struct{}
+	opsPoll struct{}
+)
+
+// opsWait is a wait command in progress.
+type opsWait struct {
+	what     string // local_ready or local_drained
+	timeout  time.Duration
+	deadline time.Time
+	check    func() bool
+}
+
+// opsWorker runs one request and answers it. Waits poll every 200 ms
+// with timer messages; the worker exits with its answer.
+type opsWorker struct {
+	act.Actor
+	plane *dataplane.Plane
+	cfg   OpsConfig
+	job   opsJob
+	wait  *opsWait
+}
+
+func (w *opsWorker) Init(args ...any) error {
+	w.job = args[0].(opsJob)
+	// Spawn runs Init in the ops actor: the work starts after it.
+	return w.Send(w.PID(), opsRun{})
+}
+
+func (w *opsWorker) HandleMessage(from gen.PID, message any) error {
+	switch message.(type) {
+	case opsRun:
+		reply, wait := w.exec(w.job.req)
+		if wait != nil {
+			w.wait = wait
+			if w.job.from.Node != w.Node().Name() {
+				// A CLI that goes away (Ctrl-C) ends its wait here too.
+				w.MonitorNode(w.job.from.Node)
+			}
+			return w.poll()
+		}
+		return w.answer(reply)
+	case opsPoll:
+		return w.poll()
+	case gen.MessageDownNode:
+		return gen.TerminateReasonNormal
+	}
+	return nil
+}
+
+func (w *opsWorker) poll() error {
+	wt := w.wait
+	if wt.check() {
+		text := wt.what + "=true"
+		return w.answer(OpsReply{Text: text, JSON: mustJSON(map[string]bool{wt.what: true})})
+	}
+	if !time.Now().Before(wt.deadline) {
+		return w.answer(OpsReply{Err: TimeoutMessage(wt.what, wt.timeout), Timeout: true})
+	}
+	w.SendAfter(w.PID(), opsPoll{}, min(opsPollEvery, time.Until(wt.deadline)))
+	return nil
+}
+
+func (w *opsWorker) answer(r OpsReply) error {
+	if err := w.SendResponse(w.job.from, w.job.ref, r); err != nil {
+		w.Log().Warning("ops %s: answering %s: %s", w.job.req.Command, w.job.from, err)
+	}
+	return gen.TerminateReasonNormal
+}
+
+func (w *opsWorker) HandleInspect(from gen.PID, item ...string) map[string]string {
+	out := map[string]string{"command": strings.TrimSpace(w.job.req.Command + " " + strings.Join(w.job.req.Args, " ")),
+		"caller": w.job.from.String()}
+	if w.wait != nil {
+		out["waiting_for"] = w.wait.what
+		out["deadline"] = w.wait.deadline.UTC().Format(time.RFC3339Nano)
+	}
+	return out
+}
+
+func failf(format string, args ...any) OpsReply {
+	return OpsReply{Err: fmt.Sprintf(format, args...)}
+}
+
+// exec runs a command: at once, or as a wait to poll.
+func (w *opsWorker) exec(req OpsRequest) (OpsReply, *opsWait) {
+	args := req.Args
+	switch req.Command {
+	case "status":
+		return w.status(), nil
+	case "ready-nodes":
+		st, err := w.observer()
+		if err != nil {
+			return failf("observer unavailable: %s", err), nil
+		}
+		return OpsReply{Text: "ready_nodes=" + strings.Join(st.ReadyNodes, ","),
+			JSON: mustJSON(map[string][]string{"ready_nodes": nonNil(st.ReadyNodes)})}, nil
+	case "drain", "undrain":
+		return w.drain(req.Command == "drain", args), nil
+	case "group-replicas":
+		arg := ""
+		if len(args) > 0 {
+			arg = args[0]
+		}
+		g, err := strconv.Atoi(arg)
+		if err != nil || g < 0 || g >= w.plane.Placement().Groups() || len(args) > 1 {
+			return failf("invalid group id %q (expected configured group range)", strings.Join(args, " ")), nil
+		}
+		reps := w.plane.Placement().Replicas(g)
+		return OpsReply{Text: fmt.Sprintf("group_%d_replicas=%s", g, strings.Join(reps, ",")),
+			JSON: mustJSON(map[string]any{"group": g, "replicas": reps})}, nil
+	case "wait-ready", "wait-drained":
+		timeout, err := ParseTimeout(args)
+		if err != nil {
+			return OpsReply{Err: err.Error()}, nil
+		}
+		wt := &opsWait{what: "local_ready", timeout: timeout, deadline: time.Now().Add(timeout),
+			check: func() bool { return localReady(w.plane, w.cfg.WriteNode, 0) }}
+		if req.Command == "wait-drained" {
+			wt.what, wt.check = "local_drained", w.drained
+		}
+		return OpsReply{}, wt
+	case "processes":
+		return w.processes(args), nil
+	case "tree":
+		return w.tree(), nil
+	case "inspect":
+		if len(args) != 1 {
+			return failf("usage: inspect <name|pid>"), nil
+		}
+		return w.inspect(args[0]), nil
+	case "sessions":
+		return w.sessions(args), nil
+	}
+	return failf("unknown command %q", req.Command), nil
+}
+
+// drain marks a write node draining (or ready) through the local
+// observer, which tells every other node.
+func (w *opsWorker) drain(draining bool, args []string) OpsReply {
+	if len(args) > 1 {
+		return failf("usage: drain|undrain [node]")
+	}
+	node := w.plane.Self()
+	if len(args) == 1 {
+		node = args[0]
+	}
+	v, err := w.CallWithTimeout(ObserverName, Drain{Node: node, Draining: draining}, 1)
+	if err != nil {
+		return failf("observer unavailable: %s", err)
+	}
+	if e, ok := v.(error); ok {
+		return OpsReply{Err: e.Error()}
+	}
+	status := StateReady
+	if draining {
+		status = StateDraining
+	}
+	return OpsReply{Text: fmt.Sprintf("node %s marked %s", node, status),
+		JSON: mustJSON(map[string]string{"node": node, "status": status})}
+}
+
+// observer asks the local observer for its table (spec §11.1: internal
+// status calls time out after 1 s).
+func (w *opsWorker) observer() (ObserverStatus, error) {
+	v, err := w.CallWithTimeout(ObserverName, StatusRequest{}, 1)
+	if err != nil {
+		return ObserverStatus{}, err
+	}
+	st, ok := v.(ObserverStatus)
+	if !ok {
+		return ObserverStatus{}, fmt.Errorf("unexpected reply %T", v)
+	}
+	return st, nil
+}
+
+// localReady is the local readiness of spec §12: a write node's consensus
+// probe (maxAge 0 forces a fresh one), a router node's reach of every
+// group. An operator's drain does not change it, so a drained node can
+// be waited for after a restart, before it is undrained.
+func localReady(p *dataplane.Plane, writeNode bool, maxAge time.Duration) bool {
+	if !writeNode {
+		return p.Reachable()
+	}
+	rd := p.Raft().Readiness(maxAge)
+	return rd.Started && rd.Probe.Ready
+}
+
+// drained reports the wait-drained conditions of spec §12 — a write node,
+// marked draining here, not in the ready set, and seen draining by the
+// observer of every visible node — and two more, so that stopping the
+// node disturbs no client: its tails are gone, and it leads no group that
+// another ready replica could lead (no election when it stops).
+func (w *opsWorker) drained() bool {
+	self := w.plane.Self()
+	v := w.plane.View()
+	if !w.cfg.WriteNode || v == nil || !v.Draining[self] || v.Ready[self] {
+		return false
+	}
+	for _, g := range w.plane.Raft().LocalGroups() {
+		if w.plane.IsLeader(g) && len(readyPeers(v, w.plane.Placement().Replicas(g), self)) > 0 {
+			return false
+		}
+	}
+	tails := 0
+	eachProcess(w.Node(), func(p gen.ProcessShortInfo) {
+		if p.Behavior == tailBehavior {
+			tails++
+		}
+	})
+	if tails > 0 {
+		return false
+	}
+	st, err := w.observer()
+	if err != nil {
+		return false
+	}
+	for _, n := range st.Nodes {
+		if n.Node == self || !n.Visible {
+			continue
+		}
+		// Blocks this worker only, at most a second per peer.
+		r, err := w.CallWithTimeout(gen.ProcessID{Name: ObserverName, Node: gen.Atom(n.Node)}, StatusRequest{}, 1)
+		peer, ok := r.(ObserverStatus)
+		if err != nil || !ok || statusOf(peer, self) != StateDraining {
+			return false
+		}
+	}
+	return true
+}
+
+func statusOf(st ObserverStatus, node string) string {
+	for _, n := range st.Nodes {
+		if n.Node == node {
+			return n.Status
+		}
+	}
+	return ""
+}
+
+// httpReadiness is what /health/ready answers (spec §6.6): "" when ready,
+// else the reason.
+func httpReadiness(p *dataplane.Plane, writeNode bool, rd dataplane.Readiness) string {
+	self := p.Self()
+	v := p.View()
+	switch {
+	case writeNode && v != nil && v.Draining[self]:
+		return "draining"
+	case writeNode && !rd.Probe.Ready:
+		return "raft_sync"
+	case writeNode && (v == nil || !v.Ready[self]):
+		return "observer_sync"
+	case !writeNode && !p.Reachable():
+		return "router_sync"
+	}
+	return ""
+}
+
+// resolvePID finds a local process by registered name, by PID as printed
+// (<CRC.0.1005>) or by its number alone (1005).
+func resolvePID(node gen.Node, arg string) (gen.PID, error) {
+	s := strings.TrimSuffix(strings.TrimPrefix(arg, "<"), ">")
+	if i := strings.LastIndexByte(s, '.'); i >= 0 && strings.HasPrefix(arg, "<") {
+		s = s[i+1:]
+	}
+	if id, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return gen.PID{Node: node.Name(), ID: id, Creation: node.Creation()}, nil
+	}
+	pid, err := node.ProcessPID(gen.Atom(arg))
+	if errors.Is(err, gen.ErrProcessUnknown) {
+		return pid, fmt.Errorf("no process %q on %s", arg, string(node.Name()))
+	}
+	return pid, err
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
