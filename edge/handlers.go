@@ -22,7 +22,7 @@ func requestContext() (context.Context, context.CancelFunc) {
 }
 
 // create: POST /v1/sessions, checks in the order of spec §4.1.
-func (s *Server) create(ctx *fasthttp.RequestCtx) {
+func (s *Server) create(ctx *fasthttp.RequestCtx, _ string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
 		writeError(ctx, aerr)
@@ -79,7 +79,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) {
 
 // list: GET /v1/sessions. Query validation comes before the scope check
 // (spec §4.1).
-func (s *Server) list(ctx *fasthttp.RequestCtx) {
+func (s *Server) list(ctx *fasthttp.RequestCtx, _ string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
 		writeError(ctx, aerr)
@@ -270,7 +270,7 @@ const readinessMaxAge = 3 * time.Second
 // operator has not drained it, every local group has a leader, and its
 // observer lists it as ready; a router node when every group has a ready
 // replica to route to.
-func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+func (s *Server) ready(ctx *fasthttp.RequestCtx, _ string) {
 	mode := "router_node"
 	if s.cfg.WriteNode {
 		mode = "write_node"

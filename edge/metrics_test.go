@@ -6,7 +6,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func TestRouteOf(t *testing.T) {
+// TestRouteNames: the names metrics use for the API routes, from the one
+// router.
+func TestRouteNames(t *testing.T) {
+	s := &Server{cfg: Config{Metrics: true}}
 	for _, tc := range []struct {
 		method, path, want string
 	}{
@@ -31,7 +34,9 @@ func TestRouteOf(t *testing.T) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(tc.method)
 		ctx.Request.SetRequestURI(tc.path)
-		if got := routeOf(&ctx); got != tc.want {
+		var buf [6]string
+		segs, _ := splitPath(ctx.Request.URI().PathOriginal(), buf[:0])
+		if got, _, _ := s.route(&ctx, segs); got != tc.want {
 			t.Errorf("%s %s: route %q, want %q", tc.method, tc.path, got, tc.want)
 		}
 	}

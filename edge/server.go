@@ -137,7 +137,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		concurrency = 2 * s.cfg.MaxConns
 	}
 	return &fasthttp.Server{
-		Handler:            instrument(s.Handle),
+		Handler:            s.Handle,
 		ConnState:          s.connState,
 		Concurrency:        concurrency,
 		ErrorHandler:       s.requestError,
@@ -194,60 +194,84 @@ func drainUpload(c net.Conn) {
 // Handle routes one request. Paths are matched by segment on the raw
 // path: empty segments are dropped (a trailing slash is fine) and each
 // segment is percent-decoded on its own, so /v1/sessions/a%2Fb/append
-// addresses session "a/b" (spec §2.2).
+// addresses session "a/b" (spec §2.2). The API routes are counted and
+// timed by route and final status (after a recovered panic too).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	defer s.recoverPanic(ctx)
 	var buf [6]string
 	segs, ok := splitPath(ctx.Request.URI().PathOriginal(), buf[:0])
 	if !ok {
 		writeError(ctx, errNotFound)
 		return
 	}
-	get := ctx.IsGet() || ctx.IsHead()
-	post := ctx.IsPost()
-	if s.overCap() && !(get && probePath(segs)) {
+	if s.overCap() && !((ctx.IsGet() || ctx.IsHead()) && probePath(segs)) {
 		httpRefused.Inc()
 		ctx.SetConnectionClose()
 		writeError(ctx, errTooManyConnections)
 		return
 	}
+	name, h, id := s.route(ctx, segs)
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			// A crash answers the framework 500 shape and a log line
+			// instead of a dropped connection.
+			s.log.Error("handler panic", "method", string(ctx.Method()), "path", logPath(ctx), "panic", r)
+			ctx.Response.Reset()
+			writeError(ctx, errInternalServer)
+		}
+		if name != "" {
+			observe(name, ctx.Response.StatusCode(), start)
+		}
+	}()
+	h(ctx, id)
+}
+
+// handler serves one route; id is the session of the path, if any.
+type handler func(ctx *fasthttp.RequestCtx, id string)
+
+// route resolves a request to its handler and, for the API routes, the
+// route name metrics use ("" for health, metrics and not found).
+func (s *Server) route(ctx *fasthttp.RequestCtx, segs []string) (string, handler, string) {
+	get := ctx.IsGet() || ctx.IsHead()
+	post := ctx.IsPost()
 	switch {
 	case len(segs) == 2 && segs[0] == "health" && segs[1] == "live" && get:
-		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
+		return "", live, ""
 	case len(segs) == 2 && segs[0] == "health" && segs[1] == "ready" && get:
-		s.ready(ctx)
+		return "", s.ready, ""
 	case len(segs) == 1 && segs[0] == "metrics" && get && s.cfg.Metrics:
-		metricsHandler(ctx)
-	case len(segs) >= 2 && segs[0] == "v1" && segs[1] == "sessions":
-		s.sessions(ctx, segs[2:], get, post)
-	default:
-		writeError(ctx, errNotFound)
+		return "", func(ctx *fasthttp.RequestCtx, _ string) { metricsHandler(ctx) }, ""
+	case len(segs) < 2 || segs[0] != "v1" || segs[1] != "sessions":
+		return "", notFound, ""
 	}
+	rest := segs[2:]
+	switch {
+	case len(rest) == 0 && post:
+		return "create", s.create, ""
+	case len(rest) == 0 && get:
+		return "list", s.list, ""
+	case len(rest) == 1 && get:
+		return "get", s.getSession, rest[0]
+	case len(rest) == 2 && rest[1] == "append" && post:
+		return "append", s.append, rest[0]
+	case len(rest) == 2 && rest[1] == "events" && get:
+		return "events", s.events, rest[0]
+	case len(rest) == 2 && rest[1] == "tail" && get:
+		return "tail", s.tail, rest[0]
+	}
+	return "", notFound, ""
 }
+
+func live(ctx *fasthttp.RequestCtx, _ string) {
+	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+func notFound(ctx *fasthttp.RequestCtx, _ string) { writeError(ctx, errNotFound) }
 
 // probePath: /health/live, /health/ready and /metrics, which answer
 // even beyond the connection cap.
 func probePath(segs []string) bool {
 	return (len(segs) == 2 && segs[0] == "health") || (len(segs) == 1 && segs[0] == "metrics")
-}
-
-func (s *Server) sessions(ctx *fasthttp.RequestCtx, rest []string, get, post bool) {
-	switch {
-	case len(rest) == 0 && post:
-		s.create(ctx)
-	case len(rest) == 0 && get:
-		s.list(ctx)
-	case len(rest) == 1 && get:
-		s.getSession(ctx, rest[0])
-	case len(rest) == 2 && rest[1] == "append" && post:
-		s.append(ctx, rest[0])
-	case len(rest) == 2 && rest[1] == "events" && get:
-		s.events(ctx, rest[0])
-	case len(rest) == 2 && rest[1] == "tail" && get:
-		s.tail(ctx, rest[0])
-	default:
-		writeError(ctx, errNotFound)
-	}
 }
 
 // splitPath splits a raw path into percent-decoded, non-empty segments.
@@ -270,16 +294,6 @@ func splitPath(raw []byte, segs []string) ([]string, bool) {
 		raw = raw[i+1:]
 	}
 	return segs, true
-}
-
-// recoverPanic turns a handler crash into the framework 500 shape and a
-// log line, instead of a dropped connection.
-func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
-	if r := recover(); r != nil {
-		s.log.Error("handler panic", "method", string(ctx.Method()), "path", logPath(ctx), "panic", r)
-		ctx.Response.Reset()
-		writeError(ctx, errInternalServer)
-	}
 }
 
 // logPath is the request path and query as logs may show them: any
