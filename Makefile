@@ -105,7 +105,7 @@ cluster-up: docker
 cluster-down:
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml down --volumes --remove-orphans
 
-# Benchmarks (docs-bench.md): `make bench` runs every workload of
+# Benchmarks (README, "Performance"): `make bench` runs every workload of
 # `starcite bench` against a single node, then against the local 3-node
 # cluster; `make bench-compare` runs the closed-loop append workload
 # against the 3-node cluster and a 3-node NATS JetStream cluster (R3,

@@ -4,7 +4,7 @@ package main
 // and open loop), end-to-end tail latency and replay rate — against
 // nodes it starts itself (a single node, or with --cluster the local
 // 3-node cluster on 127.0.0.1-3) or against running nodes (--nodes).
-// See docs-bench.md.
+// README.md, "Performance", describes the workloads and their figures.
 
 import (
 	"context"

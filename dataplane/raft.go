@@ -81,7 +81,7 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	})
 	if err != nil && hardSettingsChanged(err) {
 		return nil, fmt.Errorf("open raft node host at %s: the data dir was created with other Raft engine settings "+
-			"(a pre-release build): run it with that build, or start this one on a new STARCITE_RAFT_DATA_DIR: %w", cfg.Dir, err)
+			"(a pre-release build); run it with the build that created it: %w", cfg.Dir, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open raft node host at %s (%s): %w", cfg.Dir, addr, err)

@@ -68,8 +68,6 @@ const (
 	expectedConflictFmt = "Expected seq %d, current seq is %d"
 )
 
-var contractClient = &http.Client{Timeout: 60 * time.Second}
-
 // resp is one HTTP response.
 type resp struct {
 	status int
@@ -108,42 +106,9 @@ func do(t testing.TB, n *harness.Node, method, path string, body any, h harness.
 }
 
 func tryDo(n *harness.Node, method, path string, body any, h harness.Header) (resp, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		js, err := json.Marshal(b)
-		if err != nil {
-			return resp{}, err
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, n.URL()+path, rd)
-	if err != nil {
-		return resp{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range h {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	res, err := contractClient.Do(req)
-	if err != nil {
-		return resp{}, err
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	return resp{status: res.StatusCode, ctype: res.Header.Get("Content-Type"), header: res.Header,
-		body: out, method: method, path: path}, err
+	r, err := n.TryRequest(method, path, body, h)
+	return resp{status: r.Status, ctype: r.Header.Get("Content-Type"), header: r.Header,
+		body: r.Body, method: method, path: path}, err
 }
 
 // decodeStrict decodes exactly one JSON value (numbers as json.Number).

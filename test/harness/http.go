@@ -19,10 +19,18 @@ var client = &http.Client{
 // Header is a request header set.
 type Header map[string]string
 
-// TryDo sends a request and returns status and body. A string or []byte
-// body is sent as is, anything else JSON-encoded; a body gets
-// Content-Type: application/json unless headers say otherwise.
-func (n *Node) TryDo(method, path string, body any, h Header) (int, []byte, error) {
+// Reply is a whole HTTP response: status, headers and body.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// TryRequest sends a request and reads the whole reply. A string or
+// []byte body is sent as is, anything else JSON-encoded; a body gets
+// Content-Type: application/json unless headers say otherwise (a header
+// set to "" is removed).
+func (n *Node) TryRequest(method, path string, body any, h Header) (Reply, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -33,13 +41,13 @@ func (n *Node) TryDo(method, path string, body any, h Header) (int, []byte, erro
 	default:
 		js, err := json.Marshal(b)
 		if err != nil {
-			return 0, nil, err
+			return Reply{}, err
 		}
 		r = bytes.NewReader(js)
 	}
 	req, err := http.NewRequest(method, n.URL()+path, r)
 	if err != nil {
-		return 0, nil, err
+		return Reply{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -53,11 +61,17 @@ func (n *Node) TryDo(method, path string, body any, h Header) (int, []byte, erro
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return Reply{}, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: out}, err
+}
+
+// TryDo is TryRequest for status and body.
+func (n *Node) TryDo(method, path string, body any, h Header) (int, []byte, error) {
+	r, err := n.TryRequest(method, path, body, h)
+	return r.Status, r.Body, err
 }
 
 // Do is TryDo that fails the test on a transport error.
