@@ -33,13 +33,14 @@ type Raft struct {
 	plane   *dataplane.Plane
 	raft    *dataplane.Raft
 	started bool
-	ready   bool // last probe result, to log transitions
-	failing int  // consecutive failed bootstrap or reconcile rounds
+	ready   bool           // last probe result, to log transitions
+	failing int            // consecutive failed bootstrap or reconcile rounds
+	logSeen map[int]uint64 // last log index per group at the previous balancing round
 }
 
 // NewRaft returns the factory of the raft actor.
 func NewRaft(p *dataplane.Plane) gen.ProcessFactory {
-	return func() gen.ProcessBehavior { return &Raft{plane: p, raft: p.Raft()} }
+	return func() gen.ProcessBehavior { return &Raft{plane: p, raft: p.Raft(), logSeen: map[int]uint64{}} }
 }
 
 func (a *Raft) Init(args ...any) error {
@@ -72,7 +73,7 @@ func (a *Raft) HandleMessage(from gen.PID, message any) error {
 		}
 		// Balance leadership: a few groups per round back to their
 		// preferred (placement-balanced) leader.
-		for g, node := range a.plane.LeadershipMoves(leaderMovesPerRound) {
+		for g, node := range a.plane.LeadershipMoves(leaderMovesPerRound, a.logSeen) {
 			if err := a.raft.TransferLeader(g, node); err != nil {
 				a.Log().Debug("leader transfer of group %d to %s: %s", g, node, err)
 			}

@@ -39,9 +39,7 @@ func (p *Plane) GroupStatus(group int) (GroupStatus, error) {
 	if node, term, ok := p.raft.Leader(group); ok {
 		gs.Leader, gs.Term = node, term
 	}
-	if lr, err := p.raft.nh.GetLogReader(shardID(group)); err == nil {
-		_, gs.LogIndex = lr.GetRange()
-	}
+	gs.LogIndex = p.raft.LastIndex(group)
 	v, err := p.raft.StaleRead(group, func(st *fsm.State) any {
 		_, t := st.SessionStats("", 0)
 		return t

@@ -194,6 +194,17 @@ func (r *Raft) SyncRead(ctx context.Context, group int, q fsm.Query) (any, error
 	return r.nh.SyncRead(ctx, shardID(group), q)
 }
 
+// LastIndex is the index of the last entry in the local replica's log
+// (0 when the replica is not running).
+func (r *Raft) LastIndex(group int) uint64 {
+	lr, err := r.nh.GetLogReader(shardID(group))
+	if err != nil {
+		return 0
+	}
+	_, last := lr.GetRange()
+	return last
+}
+
 // Leader returns the leader this replica knows for group.
 func (r *Raft) Leader(group int) (node string, term uint64, ok bool) {
 	id, term, valid, err := r.nh.GetLeaderID(shardID(group))

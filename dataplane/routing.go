@@ -413,12 +413,25 @@ func (p *Plane) Reachable() bool {
 	return true
 }
 
+// quietEntries is how much a group's log may grow between two balancing
+// rounds for its leader still to be moved (an archive ack or two).
+const quietEntries = 2
+
 // LeadershipMoves returns groups this node leads whose preferred leader
 // (the first replica in rendezvous order, balanced across nodes by
 // construction) is another node that is ready: handing leadership back
 // spreads the leaders' work evenly after elections skewed it. At most max
 // moves, so a node never churns many groups at once.
-func (p *Plane) LeadershipMoves(max int) map[int]string {
+//
+// Only quiet groups move. seen holds each local group's last log index
+// as of the caller's previous round (it is updated); a group whose log
+// grew by more than quietEntries since then keeps its leader for now.
+// Dragonboat's transfer target will not campaign while it has committed
+// entries left to apply, which under load is nearly always, and until a
+// failed transfer times out (an election timeout) the leader drops every
+// proposal: a busy group would stall for a second, and a proposal a
+// follower forwarded in that window would never be answered.
+func (p *Plane) LeadershipMoves(max int, seen map[int]uint64) map[int]string {
 	v := p.View()
 	if v == nil {
 		return nil
@@ -426,8 +439,11 @@ func (p *Plane) LeadershipMoves(max int) map[int]string {
 	self := p.raft.cfg.Self
 	moves := map[int]string{}
 	for _, g := range p.raft.LocalGroups() {
-		if len(moves) == max {
-			break
+		last := p.raft.LastIndex(g)
+		prev, known := seen[g]
+		seen[g] = last
+		if len(moves) == max || !known || last > prev+quietEntries {
+			continue
 		}
 		preferred := p.placement.Replicas(g)[0]
 		if leader, _, ok := p.raft.Leader(g); ok && leader == self && preferred != self && v.Ready[preferred] && !v.Draining[preferred] {

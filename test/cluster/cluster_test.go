@@ -237,3 +237,76 @@ func TestPartition(t *testing.T) {
 		t.Logf("the minority refused with %s; its append committed %d time(s) after healing", refusal, others)
 	}
 }
+
+// TestLeadersReturnToPreferred: after the elections of a fresh start,
+// every node hands the groups it leads back to their preferred replica,
+// so leadership ends up spread as placement spreads it — but only once a
+// group is quiet: a transfer in a busy group fails in Dragonboat and
+// stalls the group's writes, so a group taking appends keeps its leader
+// until they stop.
+func TestLeadersReturnToPreferred(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	name := func(n *harness.Node) string {
+		if n == nil {
+			return "no node"
+		}
+		return n.Name
+	}
+	misplaced := func() (n int) {
+		for g := 0; g < c.Groups; g++ {
+			if c.Leader(g) != c.Preferred(g) {
+				n++
+			}
+		}
+		return n
+	}
+
+	// A session whose group is led elsewhere than its preferred replica,
+	// kept busy from before the first balancing round.
+	busy, group := "", -1
+	for i := 0; i < 1000 && group < 0; i++ {
+		id := fmt.Sprintf("busy-%d", i)
+		if g := c.Group(id); c.Leader(g) != nil && c.Leader(g) != c.Preferred(g) {
+			busy, group = id, g
+		}
+	}
+	if group < 0 {
+		t.Fatalf("every group is already led by its preferred replica right after the start (%d groups)", c.Groups)
+	}
+	c.Nodes[0].CreateSession(busy, nil)
+	p := harness.NewProducer(t, busy, harness.RoundRobin(c.Nodes...))
+	stop := make(chan struct{})
+	done := p.Run(stop)
+	leader := c.Leader(group)
+
+	// Every other group converges while the busy one keeps its leader.
+	deadline := time.Now().Add(60 * time.Second)
+	for misplaced() > 1 {
+		if l := c.Leader(group); l != leader {
+			t.Fatalf("group %d moved from %s to %s while it took appends", group, name(leader), name(l))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d groups still led by another replica than their preferred one after 60 s", misplaced(), c.Groups)
+		}
+		time.Sleep(200 * time.Millisecond) // polling /metrics for a state change
+	}
+	if l := c.Leader(group); l != leader || l == c.Preferred(group) {
+		t.Fatalf("group %d: leader %s, want it kept at %s while busy", group, name(l), name(leader))
+	}
+
+	// Quiet again, it goes home too.
+	close(stop)
+	<-done
+	deadline = time.Now().Add(60 * time.Second)
+	for c.Leader(group) != c.Preferred(group) {
+		if time.Now().After(deadline) {
+			t.Fatalf("group %d still led by %s 60 s after its appends stopped, want %s", group, name(c.Leader(group)), c.Preferred(group).Name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n, kinds := p.Errors(); n > 0 {
+		t.Fatalf("%d client-visible errors while leaders moved: %v", n, kinds)
+	}
+	p.Verify(c.Nodes...)
+	t.Logf("%d appends to group %d while the other %d groups moved home", p.Count(), group, c.Groups-1)
+}

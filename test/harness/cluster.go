@@ -114,6 +114,19 @@ func (c *Cluster) Leader(group int) *Node {
 	return nil
 }
 
+// Preferred returns the node placement names first among group's
+// replicas: the leader the nodes hand the group back to.
+func (c *Cluster) Preferred(group int) *Node {
+	name := c.placement.Replicas(group)[0]
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	c.t.Fatalf("group %d: preferred replica %s is not a node of the cluster", group, name)
+	return nil
+}
+
 // Partition cuts node i off from the other nodes (the test still reaches
 // every node). Only an Isolated cluster can be partitioned.
 func (c *Cluster) Partition(i int) {
