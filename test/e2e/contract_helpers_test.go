@@ -68,6 +68,10 @@ const (
 	expectedConflictFmt = "Expected seq %d, current seq is %d"
 )
 
+// contractClient keeps few idle connections, so that the suite's own pool
+// does not eat into a node's connection cap (hostile_test.go).
+var contractClient = &http.Client{Timeout: 60 * time.Second}
+
 // resp is one HTTP response.
 type resp struct {
 	status int
@@ -106,7 +110,7 @@ func do(t testing.TB, n *harness.Node, method, path string, body any, h harness.
 }
 
 func tryDo(n *harness.Node, method, path string, body any, h harness.Header) (resp, error) {
-	r, err := n.TryRequest(method, path, body, h)
+	r, err := n.TryRequestWith(contractClient, method, path, body, h)
 	return resp{status: r.Status, ctype: r.Header.Get("Content-Type"), header: r.Header,
 		body: r.Body, method: method, path: path}, err
 }

@@ -31,6 +31,12 @@ type Reply struct {
 // Content-Type: application/json unless headers say otherwise (a header
 // set to "" is removed).
 func (n *Node) TryRequest(method, path string, body any, h Header) (Reply, error) {
+	return n.TryRequestWith(client, method, path, body, h)
+}
+
+// TryRequestWith is TryRequest over the caller's client (its own pool of
+// keep-alive connections, which a node counts against its cap).
+func (n *Node) TryRequestWith(c *http.Client, method, path string, body any, h Header) (Reply, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -59,7 +65,7 @@ func (n *Node) TryRequest(method, path string, body any, h Header) (Reply, error
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return Reply{}, err
 	}
