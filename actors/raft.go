@@ -71,7 +71,7 @@ func (a *Raft) HandleMessage(from gen.PID, message any) error {
 			a.Log().Info("started %d local replicas in %s", len(a.raft.LocalGroups()), time.Since(start).Round(time.Millisecond))
 			a.Send(a.PID(), probeTick{})
 		}
-		// Balance leadership: a few groups per round back to their
+		// Balance leadership: a few quiet groups per round back to their
 		// preferred (placement-balanced) leader.
 		for g, node := range a.plane.LeadershipMoves(leaderMovesPerRound, a.logSeen) {
 			if err := a.raft.TransferLeader(g, node); err != nil {
