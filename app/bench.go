@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"starcite/app/measure"
 )
 
 const benchUsage = `usage: starcite bench [flags]
@@ -382,12 +384,12 @@ func benchTargets(ctx context.Context, o benchOptions, rep *benchReport, out io.
 		return err
 	}
 	defer client.close()
-	var procs []proc
+	var procs []measure.Proc
 	for _, pid := range o.pids {
-		procs = append(procs, proc{name: "pid " + strconv.Itoa(pid), pid: pid})
+		procs = append(procs, measure.Proc{Name: "pid " + strconv.Itoa(pid), PID: pid})
 	}
 	r := &benchRun{opts: o, out: out, client: client, auth: o.auth[0], runID: newRunID(),
-		procs:  func() []proc { return procs },
+		procs:  func() []measure.Proc { return procs },
 		report: rep.add}
 	return r.runWorkloads(ctx, o.workloads)
 }

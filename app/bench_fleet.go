@@ -5,8 +5,6 @@ package main
 // about processes from /proc.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -15,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -29,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"starcite/app/measure"
 )
 
 // benchNode is one server process the bench runs.
@@ -281,11 +280,11 @@ func (f *fleet) restart(ctx context.Context, extra ...string) error {
 }
 
 // pids returns the node processes as procs for usage sampling.
-func (f *fleet) procs() []proc {
-	out := make([]proc, 0, len(f.nodes))
+func (f *fleet) procs() []measure.Proc {
+	out := make([]measure.Proc, 0, len(f.nodes))
 	for _, n := range f.nodes {
 		if pid := n.pid(); pid > 0 {
-			out = append(out, proc{name: n.name, pid: pid})
+			out = append(out, measure.Proc{Name: n.name, PID: pid})
 		}
 	}
 	return out
@@ -418,111 +417,4 @@ func (j *devJWT) close() {
 	if j != nil && j.srv != nil {
 		j.srv.Close()
 	}
-}
-
-// proc is a server process whose resource use the bench reads.
-type proc struct {
-	name string
-	pid  int
-}
-
-// usageProbe measures the servers' and the bench's CPU time over a
-// workload and the servers' peak RSS.
-type usageProbe struct {
-	procs     []proc
-	reset     []bool // VmHWM was reset at start (clear_refs)
-	cpu0      []float64
-	benchCPU0 float64
-	t0        time.Time
-}
-
-// startUsage resets the peak RSS of each process where the kernel lets
-// us (writing 5 to /proc/<pid>/clear_refs) and notes CPU times.
-func startUsage(procs []proc) *usageProbe {
-	u := &usageProbe{procs: procs, t0: time.Now(), benchCPU0: selfCPUSeconds()}
-	for _, p := range procs {
-		err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0)
-		u.reset = append(u.reset, err == nil)
-		c, _ := procCPUSeconds(p.pid)
-		u.cpu0 = append(u.cpu0, c)
-	}
-	return u
-}
-
-func (u *usageProbe) finish() resourceUse {
-	wall := time.Since(u.t0).Seconds()
-	out := resourceUse{}
-	if wall <= 0 {
-		return out
-	}
-	out.BenchCPUCores = (selfCPUSeconds() - u.benchCPU0) / wall
-	for i, p := range u.procs {
-		c, err := procCPUSeconds(p.pid)
-		nu := nodeUsage{Node: p.name, PID: p.pid, PeakReset: u.reset[i]}
-		if err == nil {
-			nu.CPUSeconds = c - u.cpu0[i]
-			out.ServerCPUCores += nu.CPUSeconds / wall
-		}
-		nu.PeakRSSBytes, _ = procStatusBytes(p.pid, "VmHWM")
-		out.Nodes = append(out.Nodes, nu)
-	}
-	return out
-}
-
-// procStatusBytes reads a "kB" field of /proc/<pid>/status in bytes.
-func procStatusBytes(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		name, rest, ok := strings.Cut(s.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/status %s: %w", pid, field, err)
-		}
-		return kb << 10, nil
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// procCPUSeconds is utime+stime of a process from /proc/<pid>/stat.
-func procCPUSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces: fields start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("malformed /proc stat times")
-	}
-	return (ut + st) / clockTicks, nil
-}
-
-func selfCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
 }

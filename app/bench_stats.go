@@ -10,57 +10,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"starcite/app/measure"
 )
-
-// latencySummary is a latency distribution in milliseconds. Percentiles
-// are nearest-rank over every sample (no bucketing), so p99 of 100
-// samples is the 99th smallest.
-type latencySummary struct {
-	Count int64   `json:"count"`
-	Mean  float64 `json:"mean"`
-	P50   float64 `json:"p50"`
-	P95   float64 `json:"p95"`
-	P99   float64 `json:"p99"`
-	P999  float64 `json:"p999"`
-	Max   float64 `json:"max"`
-}
-
-// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
-// sorted, or 0 for no samples.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	// The epsilon keeps float error (99.9/100*1000 = 999.0000000000001)
-	// from moving the rank up by one.
-	rank := int(math.Ceil(p/100*float64(n) - 1e-9))
-	rank = max(1, min(rank, n))
-	return sorted[rank-1]
-}
-
-// summarize sorts samples in place and summarizes them.
-func summarize(samples []time.Duration) latencySummary {
-	if len(samples) == 0 {
-		return latencySummary{}
-	}
-	slices.Sort(samples)
-	var sum float64
-	for _, s := range samples {
-		sum += float64(s)
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	return latencySummary{
-		Count: int64(len(samples)),
-		Mean:  sum / float64(len(samples)) / 1e6,
-		P50:   ms(percentile(samples, 50)),
-		P95:   ms(percentile(samples, 95)),
-		P99:   ms(percentile(samples, 99)),
-		P999:  ms(percentile(samples, 99.9)),
-		Max:   ms(samples[len(samples)-1]),
-	}
-}
 
 // errorCounts counts failed operations by class: "<status> <code>" for
 // an HTTP error reply, "transport: <what>" for a request that got no
@@ -92,34 +44,6 @@ func (e *errorCounts) snapshot() (map[string]int64, int64) {
 	return out, total
 }
 
-// nodeUsage is what one server process used during a workload.
-type nodeUsage struct {
-	Node string `json:"node"`
-	PID  int    `json:"pid"`
-	// PeakRSSBytes is VmHWM: the peak since the workload started when
-	// PeakReset, else since the process started.
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
-	PeakReset    bool    `json:"peak_reset"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-}
-
-// usage is the resource use of the servers and of the bench itself
-// during a workload's measured part.
-type resourceUse struct {
-	Nodes          []nodeUsage `json:"nodes,omitempty"`
-	ServerCPUCores float64     `json:"server_cpu_cores"` // all server processes, CPU seconds per wall second
-	BenchCPUCores  float64     `json:"bench_cpu_cores"`  // this process
-}
-
-// maxPeakRSS is the largest peak RSS over the nodes (0: unknown).
-func (u resourceUse) maxPeakRSS() int64 {
-	var m int64
-	for _, n := range u.Nodes {
-		m = max(m, n.PeakRSSBytes)
-	}
-	return m
-}
-
 // benchResult is one row of one workload.
 type benchResult struct {
 	Workload string `json:"workload"` // append_closed, append_open, tail_e2e, replay
@@ -138,18 +62,18 @@ type benchResult struct {
 	// Latency: appends (send → 201; open loop: scheduled time → 201),
 	// tail deliveries (append sent → frame received), or replay gaps
 	// between consecutive frames.
-	Latency latencySummary `json:"latency_ms"`
+	Latency measure.Latency `json:"latency_ms"`
 
-	SendLag      *latencySummary `json:"send_lag_ms,omitempty"`      // open loop: scheduled → sent
-	AllDelivered *latencySummary `json:"all_delivered_ms,omitempty"` // tail: append sent → last subscriber got it
-	Append       *latencySummary `json:"append_ms,omitempty"`        // tail: the appends' own latency
-	FirstFrameMs float64         `json:"first_frame_ms,omitempty"`   // replay
-	MBPerSec     float64         `json:"mb_per_s,omitempty"`         // replay: frame bytes
+	SendLag      *measure.Latency `json:"send_lag_ms,omitempty"`      // open loop: scheduled → sent
+	AllDelivered *measure.Latency `json:"all_delivered_ms,omitempty"` // tail: append sent → last subscriber got it
+	Append       *measure.Latency `json:"append_ms,omitempty"`        // tail: the appends' own latency
+	FirstFrameMs float64          `json:"first_frame_ms,omitempty"`   // replay
+	MBPerSec     float64          `json:"mb_per_s,omitempty"`         // replay: frame bytes
 
 	Deduped    int64            `json:"deduped,omitempty"`
 	Errors     map[string]int64 `json:"errors"`
 	ErrorTotal int64            `json:"error_total"`
-	Usage      resourceUse      `json:"usage"`
+	Usage      measure.Usage    `json:"usage"`
 	LoadAvg    string           `json:"load_avg,omitempty"` // /proc/loadavg when the row finished: how shared the machine was
 	Note       string           `json:"note,omitempty"`
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"starcite/app/measure"
 )
 
 // benchRun is one set of target nodes in one auth mode.
@@ -25,7 +27,7 @@ type benchRun struct {
 	auth   string // none | jwt
 	runID  string // prefix of every session and producer id of this run
 	fleet  *fleet // the nodes the bench started; nil for --nodes targets
-	procs  func() []proc
+	procs  func() []measure.Proc
 	report func(benchResult)
 }
 
@@ -97,12 +99,12 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // usage starts a usage probe over the current server processes.
-func (r *benchRun) usage() *usageProbe {
-	var procs []proc
+func (r *benchRun) usage() *measure.Probe {
+	var procs []measure.Proc
 	if r.procs != nil {
 		procs = r.procs()
 	}
-	return startUsage(procs)
+	return measure.Start(procs)
 }
 
 // sessions returns the ids of the n sessions of the append workloads.
@@ -122,10 +124,10 @@ func (r *benchRun) idleUsage(ctx context.Context) {
 	probe := r.usage()
 	sleepCtx(ctx, r.opts.idle)
 	res := benchResult{Workload: "idle", Auth: r.auth, DurationSec: r.opts.idle.Seconds(), Errors: map[string]int64{}}
-	res.Usage = probe.finish()
+	res.Usage = probe.Finish()
 	var parts []string
 	for _, n := range res.Usage.Nodes {
-		rss, _ := procStatusBytes(n.PID, "VmRSS")
+		rss, _ := measure.ProcStatusBytes(n.PID, "VmRSS")
 		parts = append(parts, fmt.Sprintf("%s %s MB RSS (peak %s), %.1f%% CPU", n.Node, fmtMB(rss),
 			fmtMB(n.PeakRSSBytes), 100*n.CPUSeconds/res.DurationSec))
 	}
@@ -146,7 +148,7 @@ func (r *benchRun) closedLoop(ctx context.Context, sessions []string) {
 		res := r.closedLoopLevel(ctx, sessions, n, level)
 		t.row(strconv.Itoa(n), fmtRate(res.Throughput), fmtMs(res.Latency.P50), fmtMs(res.Latency.P95),
 			fmtMs(res.Latency.P99), fmtMs(res.Latency.Max), fmtCount(res.ErrorTotal),
-			fmtMB(res.Usage.maxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
+			fmtMB(res.Usage.MaxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
 		fmtErrors(r.out, fmt.Sprintf("%d producers", n), res.Errors)
 		r.report(res)
 	}
@@ -172,7 +174,7 @@ func (r *benchRun) closedLoopLevel(ctx context.Context, sessions []string, produ
 	start := time.Now()
 	from := start.Add(r.opts.warmup)
 	to := from.Add(r.opts.duration)
-	probeC := make(chan *usageProbe, 1)
+	probeC := make(chan *measure.Probe, 1)
 	go func() { sleepCtx(ctx, time.Until(from)); probeC <- r.usage() }()
 
 	var wg sync.WaitGroup
@@ -226,16 +228,16 @@ func (r *benchRun) closedLoopLevel(ctx context.Context, sessions []string, produ
 }
 
 // finishAppendResult fills the common fields of an append row.
-func finishAppendResult(res *benchResult, samples [][]time.Duration, errs *errorCounts, probe *usageProbe, elapsed time.Duration) {
+func finishAppendResult(res *benchResult, samples [][]time.Duration, errs *errorCounts, probe *measure.Probe, elapsed time.Duration) {
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)
 	}
-	res.Usage = probe.finish()
+	res.Usage = probe.Finish()
 	res.DurationSec = elapsed.Seconds()
 	res.Ops = int64(len(all))
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()
-	res.Latency = summarize(all)
+	res.Latency = measure.Summarize(all)
 	res.Errors, res.ErrorTotal = errs.snapshot()
 }
 
@@ -291,7 +293,7 @@ func (r *benchRun) openLoop(ctx context.Context, sessions []string) {
 		res := r.openLoopLevel(ctx, sessions, rate, level)
 		t.row(fmtRate(rate), fmtRate(res.Throughput), fmtMs(res.Latency.P50), fmtMs(res.Latency.P95),
 			fmtMs(res.Latency.P99), fmtMs(res.Latency.Max), fmtMs(res.SendLag.P99), fmtCount(res.ErrorTotal),
-			fmtMB(res.Usage.maxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
+			fmtMB(res.Usage.MaxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
 		fmtErrors(r.out, fmt.Sprintf("%s/s", fmtRate(rate)), res.Errors)
 		r.report(res)
 	}
@@ -312,7 +314,7 @@ func (r *benchRun) openLoopLevel(ctx context.Context, sessions []string, rate fl
 
 	queue := make(chan openItem, max(1024, int(rate)))
 	go dispatchOpenLoop(ctx, sched, end, queue)
-	probeC := make(chan *usageProbe, 1)
+	probeC := make(chan *measure.Probe, 1)
 	go func() { sleepCtx(ctx, time.Until(from)); probeC <- r.usage() }()
 
 	var errs errorCounts
@@ -365,7 +367,7 @@ func (r *benchRun) openLoopLevel(ctx context.Context, sessions []string, rate fl
 	for _, l := range lags {
 		allLag = append(allLag, l...)
 	}
-	lag := summarize(allLag)
+	lag := measure.Summarize(allLag)
 	res.SendLag = &lag
 	res.Deduped = deduped.Load()
 	return res
@@ -385,7 +387,7 @@ func (r *benchRun) tailLatency(ctx context.Context) {
 		t.row(strconv.Itoa(subs), fmtRate(res.Throughput), fmtMs(res.Latency.P50), fmtMs(res.Latency.P95),
 			fmtMs(res.Latency.P99), fmtMs(res.Latency.Max), fmtMs(res.AllDelivered.P99), fmtMs(res.AllDelivered.Max),
 			fmtMs(res.Append.P99), fmtCount(res.ErrorTotal),
-			fmtMB(res.Usage.maxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
+			fmtMB(res.Usage.MaxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
 		fmtErrors(r.out, fmt.Sprintf("%d subscribers", subs), res.Errors)
 		if res.Note != "" {
 			fmt.Fprintf(r.out, "  note: %s\n", res.Note)
@@ -402,7 +404,7 @@ func (r *benchRun) tailLatencyLevel(ctx context.Context, subs, level int) benchR
 		errs.add("setup", 1)
 		res.Errors, res.ErrorTotal = errs.snapshot()
 		res.Note = err.Error()
-		res.AllDelivered, res.Append = &latencySummary{}, &latencySummary{}
+		res.AllDelivered, res.Append = &measure.Latency{}, &measure.Latency{}
 		return res
 	}
 	session := fmt.Sprintf("%s-tail%d", r.runID, level)
@@ -514,7 +516,7 @@ func (r *benchRun) tailLatencyLevel(ctx context.Context, subs, level int) benchR
 	send(0)
 	waitDelivered(ctx, delivered[:1], subs, 10*time.Second)
 
-	var probe *usageProbe
+	var probe *measure.Probe
 	sched := openSchedule{start: time.Now(), rate: r.opts.tailRate}
 	for k := int64(1); k < total && ctx.Err() == nil; k++ {
 		if k == warmEvents+1 {
@@ -539,7 +541,7 @@ func (r *benchRun) tailLatencyLevel(ctx context.Context, subs, level int) benchR
 			sleepCtx(ctx, 5*time.Millisecond)
 		}
 	}
-	res.Usage = probe.finish()
+	res.Usage = probe.Finish()
 	closing.Store(true)
 	closeAll()
 	rwg.Wait()
@@ -565,8 +567,8 @@ func (r *benchRun) tailLatencyLevel(ctx context.Context, subs, level int) benchR
 	res.Events = int64(len(expect))
 	res.Ops = int64(len(all))
 	res.Throughput = float64(res.Ops) / r.opts.duration.Seconds()
-	res.Latency = summarize(all)
-	a, ap := summarize(allSubs), summarize(appendLat)
+	res.Latency = measure.Summarize(all)
+	a, ap := measure.Summarize(allSubs), measure.Summarize(appendLat)
 	res.AllDelivered, res.Append = &a, &ap
 	res.Errors, res.ErrorTotal = errs.snapshot()
 	return res
@@ -629,7 +631,7 @@ func (r *benchRun) replay(ctx context.Context) error {
 		t.row(res.Mode, strconv.Itoa(res.BatchSize), fmtRate(res.Throughput), fmt.Sprintf("%.1f", res.MBPerSec),
 			fmt.Sprintf("%.2f", res.DurationSec), fmtMs(res.FirstFrameMs), fmtMs(res.Latency.P50), fmtMs(res.Latency.P95),
 			fmtMs(res.Latency.P99), fmtMs(res.Latency.Max), fmtCount(res.ErrorTotal),
-			fmtMB(res.Usage.maxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
+			fmtMB(res.Usage.MaxPeakRSS()), fmt.Sprintf("%.2f", res.Usage.ServerCPUCores), fmt.Sprintf("%.2f", res.Usage.BenchCPUCores))
 		fmtErrors(r.out, res.Mode+" batch "+strconv.Itoa(res.BatchSize), res.Errors)
 		res.Note = fmt.Sprintf("filled at %.0f appends/s with %d producers", float64(n)/fillSecs, r.opts.fillProducers)
 		r.report(res)
@@ -757,7 +759,7 @@ func (r *benchRun) replayOnce(ctx context.Context, session string, lastSeq int64
 	if err != nil {
 		errs.add("setup", 1)
 		res.Note = err.Error()
-		res.Usage = probe.finish()
+		res.Usage = probe.Finish()
 		res.Errors, res.ErrorTotal = errs.snapshot()
 		return res
 	}
@@ -787,7 +789,7 @@ func (r *benchRun) replayOnce(ctx context.Context, session string, lastSeq int64
 		last = max(last, l)
 	}
 	elapsed := time.Since(t0)
-	res.Usage = probe.finish()
+	res.Usage = probe.Finish()
 	if events != lastSeq {
 		errs.add(fmt.Sprintf("replay: got %d events, want %d", events, lastSeq), 1)
 	}
@@ -796,7 +798,7 @@ func (r *benchRun) replayOnce(ctx context.Context, session string, lastSeq int64
 	res.DurationSec = elapsed.Seconds()
 	res.Throughput = float64(events) / elapsed.Seconds()
 	res.MBPerSec = float64(bytes) / (1 << 20) / elapsed.Seconds()
-	res.Latency = summarize(gaps)
+	res.Latency = measure.Summarize(gaps)
 	res.Errors, res.ErrorTotal = errs.snapshot()
 	return res
 }

@@ -223,19 +223,7 @@ func TestPartition(t *testing.T) {
 		last = fmt.Sprintf("%d events (the majority has %d), err %v", len(evs), len(want), err)
 		return err == nil && len(evs) == len(want)
 	})
-	// raft_unavailable promises the append was not written; raft_timeout
-	// leaves it open (the minority may have forwarded it before the cut),
-	// but never more than once.
-	switch others := p.Verify(c.Nodes...); {
-	case refusal == "raft_unavailable" && others != 0:
-		t.Fatalf("the minority refused with raft_unavailable, yet its append is in the log")
-	case refusal == "raft_timeout" && others > 1:
-		t.Fatalf("the minority's ambiguous append is in the log %d times", others)
-	case refusal != "raft_unavailable" && refusal != "raft_timeout":
-		t.Fatalf("the minority refused with %v", refusal)
-	default:
-		t.Logf("the minority refused with %s; its append committed %d time(s) after healing", refusal, others)
-	}
+	harness.CheckMinorityAppend(t, refusal, p.Verify(c.Nodes...))
 }
 
 // TestLeadersReturnToPreferred: after the elections of a fresh start,

@@ -250,16 +250,7 @@ func testPartition(t *testing.T, c *cluster) {
 	healed = true
 	c.waitReady(t, 2, 180*time.Second)
 	c.waitConverged(t, s, 120*time.Second)
-	switch others := p.Verify(c.nodes...); {
-	case refusal == "raft_unavailable" && others != 0:
-		t.Fatalf("the minority refused with raft_unavailable, yet its append is in the log")
-	case refusal == "raft_timeout" && others > 1:
-		t.Fatalf("the minority's ambiguous append is in the log %d times", others)
-	case refusal != "raft_unavailable" && refusal != "raft_timeout":
-		t.Fatalf("the minority refused with %v", refusal)
-	default:
-		t.Logf("the minority refused with %s; its append committed %d time(s) after healing", refusal, others)
-	}
+	harness.CheckMinorityAppend(t, refusal, p.Verify(c.nodes...))
 	for i := 0; i < 10; i++ {
 		if !p.AppendOne(time.Now().Add(30 * time.Second)) {
 			t.Fatal("append after healing failed")

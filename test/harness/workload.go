@@ -307,3 +307,22 @@ func (f *Follower) Closes() map[string]int {
 	defer f.mu.Unlock()
 	return maps.Clone(f.closes)
 }
+
+// CheckMinorityAppend judges the append a partitioned minority refused
+// with refusal, given how often it is in the log after healing (others,
+// from Producer.Verify): raft_unavailable promises it was not written;
+// raft_timeout leaves it open (the minority may have forwarded it before
+// the cut), but never more than once.
+func CheckMinorityAppend(t testing.TB, refusal any, others int) {
+	t.Helper()
+	switch {
+	case refusal == "raft_unavailable" && others != 0:
+		t.Fatalf("the minority refused with raft_unavailable, yet its append is in the log")
+	case refusal == "raft_timeout" && others > 1:
+		t.Fatalf("the minority's ambiguous append is in the log %d times", others)
+	case refusal != "raft_unavailable" && refusal != "raft_timeout":
+		t.Fatalf("the minority refused with %v", refusal)
+	default:
+		t.Logf("the minority refused with %s; its append committed %d time(s) after healing", refusal, others)
+	}
+}

@@ -9,20 +9,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +28,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"starcite/app/measure"
 )
 
 type options struct {
@@ -119,30 +118,6 @@ func findServer() string {
 
 // ---- results (the fields of `starcite bench` JSON that compare reads) ----
 
-type latency struct {
-	Count int64   `json:"count"`
-	Mean  float64 `json:"mean"`
-	P50   float64 `json:"p50"`
-	P95   float64 `json:"p95"`
-	P99   float64 `json:"p99"`
-	P999  float64 `json:"p999"`
-	Max   float64 `json:"max"`
-}
-
-type nodeUsage struct {
-	Node         string  `json:"node"`
-	PID          int     `json:"pid"`
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
-	PeakReset    bool    `json:"peak_reset"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-}
-
-type usage struct {
-	Nodes          []nodeUsage `json:"nodes,omitempty"`
-	ServerCPUCores float64     `json:"server_cpu_cores"`
-	BenchCPUCores  float64     `json:"bench_cpu_cores"`
-}
-
 type result struct {
 	Workload    string           `json:"workload"`
 	Auth        string           `json:"auth"`
@@ -150,10 +125,10 @@ type result struct {
 	DurationSec float64          `json:"duration_s"`
 	Ops         int64            `json:"ops"`
 	Throughput  float64          `json:"throughput_per_s"`
-	Latency     latency          `json:"latency_ms"`
+	Latency     measure.Latency  `json:"latency_ms"`
 	Errors      map[string]int64 `json:"errors"`
 	ErrorTotal  int64            `json:"error_total"`
-	Usage       usage            `json:"usage"`
+	Usage       measure.Usage    `json:"usage"`
 }
 
 type report struct {
@@ -174,25 +149,6 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// summarize sorts samples and takes nearest-rank percentiles, as
-// `starcite bench` does.
-func summarize(s []time.Duration) latency {
-	if len(s) == 0 {
-		return latency{}
-	}
-	slices.Sort(s)
-	pct := func(p float64) float64 {
-		rank := max(1, min(int(math.Ceil(p/100*float64(len(s))-1e-9)), len(s)))
-		return float64(s[rank-1]) / 1e6
-	}
-	var sum float64
-	for _, d := range s {
-		sum += float64(d)
-	}
-	return latency{Count: int64(len(s)), Mean: sum / float64(len(s)) / 1e6,
-		P50: pct(50), P95: pct(95), P99: pct(99), P999: pct(99.9), Max: float64(s[len(s)-1]) / 1e6}
 }
 
 // ---- the cluster ----
@@ -394,8 +350,8 @@ func level(ctx context.Context, o options, servers []*server, publishers int) (r
 	var mu sync.Mutex
 	errs := map[string]int64{}
 	samples := make([][]time.Duration, publishers)
-	probe := make(chan *usageProbe, 1)
-	go func() { time.Sleep(time.Until(from)); probe <- startUsage(servers) }()
+	probe := make(chan *measure.Probe, 1)
+	go func() { time.Sleep(time.Until(from)); probe <- measure.Start(procs(servers)) }()
 	var wg sync.WaitGroup
 	for p := range publishers {
 		wg.Go(func() {
@@ -442,7 +398,7 @@ func level(ctx context.Context, o options, servers []*server, publishers int) (r
 		})
 	}
 	wg.Wait()
-	u := (<-probe).finish()
+	u := (<-probe).Finish()
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)
@@ -450,7 +406,7 @@ func level(ctx context.Context, o options, servers []*server, publishers int) (r
 	res.DurationSec = o.duration.Seconds()
 	res.Ops = int64(len(all))
 	res.Throughput = float64(res.Ops) / o.duration.Seconds()
-	res.Latency = summarize(all)
+	res.Latency = measure.Summarize(all)
 	res.Errors = errs
 	for _, v := range errs {
 		res.ErrorTotal += v
@@ -477,75 +433,13 @@ func errorClass(err error) string {
 	return msg
 }
 
-// ---- resource use of the servers (as `starcite bench` reads it) ----
-
-type usageProbe struct {
-	servers []*server
-	reset   []bool
-	cpu0    []float64
-	self0   float64
-	t0      time.Time
-}
-
-func startUsage(servers []*server) *usageProbe {
-	u := &usageProbe{servers: servers, t0: time.Now(), self0: selfCPU()}
-	for _, s := range servers {
-		err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0)
-		u.reset = append(u.reset, err == nil)
-		c, _ := procCPU(s.pid)
-		u.cpu0 = append(u.cpu0, c)
-	}
-	return u
-}
-
-func (u *usageProbe) finish() usage {
-	wall := time.Since(u.t0).Seconds()
-	out := usage{BenchCPUCores: (selfCPU() - u.self0) / wall}
-	for i, s := range u.servers {
-		c, _ := procCPU(s.pid)
-		n := nodeUsage{Node: s.name, PID: s.pid, PeakReset: u.reset[i], CPUSeconds: c - u.cpu0[i]}
-		n.PeakRSSBytes = procHWM(s.pid)
-		out.ServerCPUCores += n.CPUSeconds / wall
-		out.Nodes = append(out.Nodes, n)
+// procs are the servers as package measure names them.
+func procs(servers []*server) []measure.Proc {
+	out := make([]measure.Proc, len(servers))
+	for i, s := range servers {
+		out[i] = measure.Proc{Name: s.name, PID: s.pid}
 	}
 	return out
-}
-
-func procHWM(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
 // ---- comparison ----
