@@ -414,8 +414,11 @@ func (p *Plane) Reachable() bool {
 }
 
 // quietEntries is how much a group's log may grow between two balancing
-// rounds for its leader still to be moved (an archive ack or two).
-const quietEntries = 2
+// rounds for its leader still to be moved: elections' own entries (the
+// bootstrap membership, a no-op per term) and an archive ack or two stay
+// below it, so a fresh cluster balances in its second round; a group
+// taking appends goes past it.
+const quietEntries = 8
 
 // LeadershipMoves returns groups this node leads whose preferred leader
 // (the first replica in rendezvous order, balanced across nodes by
