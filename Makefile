@@ -7,8 +7,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # Unit-level packages run under the race detector; the black-box suites
 # under test/ drive real processes and run one package at a time so that
-# clusters do not compete for the two cores of a small CI machine.
-UNIT_PKGS := ./fsm/... ./edge/... ./dataplane/... ./archive/... ./actors/... ./sup/... ./app/...
+# clusters do not compete for the two cores of a small CI machine. ./docs
+# checks that every reference to docs/ resolves and none leaves the
+# repository.
+UNIT_PKGS := ./fsm/... ./edge/... ./dataplane/... ./archive/... ./actors/... ./sup/... ./app/... ./docs/...
 E2E_PKGS  := ./test/...
 
 .PHONY: build run test vet fmt-check fuzz cluster cluster-stop clean

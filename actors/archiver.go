@@ -20,7 +20,7 @@ import (
 // ArchiverName is the registered name of the archiver.
 const ArchiverName gen.Atom = "archiver"
 
-// Archive cadence (spec §8.1).
+// Archive cadence (docs/operations.md#the-archiver).
 const (
 	archiveBatch       = 5000 // events per session per cycle
 	archiveSessions    = 512  // sessions per group per cycle; the rest wait for the next

@@ -25,7 +25,7 @@ type CursorUpdate struct {
 
 // Subscribe registers a TailSocket for its session's cursor updates. It is
 // a Call: once it returns, every later commit reaches the socket, so a
-// replay read after it cannot miss an event (spec §6.4.4).
+// replay read after it cannot miss an event (docs/api.md#replay-then-live).
 type Subscribe struct {
 	SessionID string
 	PID       gen.PID

@@ -16,7 +16,8 @@ import (
 // ObserverName is the registered name of the observer.
 const ObserverName gen.Atom = "observer"
 
-// Observer timings (spec §11.1, Decision 13).
+// Observer timings (docs/operations.md#liveness-and-readiness,
+// docs/decisions.md#d13).
 const (
 	observerTick  = time.Second
 	suspectToLost = 120 * time.Second
@@ -33,10 +34,10 @@ const (
 )
 
 // ping and pong are the observers' heartbeat: Ergo has no heartbeat of its
-// own, so a silent partition would otherwise go unnoticed (notes/ergo.md
-// §3.1). The pong carries what the peer knows: its consensus readiness
-// and every drain mark, so a restarted observer adopts the cluster's
-// drain decisions.
+// own, so a silent partition would otherwise go unnoticed
+// (docs/decisions.md#d41). The pong carries what the peer knows: its
+// consensus readiness and every drain mark, so a restarted observer adopts
+// the cluster's drain decisions.
 type (
 	ping struct{}
 	pong struct {

@@ -18,7 +18,8 @@ import (
 // and `starcite shell` call from their hidden node.
 const OpsName gen.Atom = "ops"
 
-// Ops timings (spec §12, §14).
+// Ops timings (docs/operations.md#starcite-ops,
+// docs/operations.md#timings).
 const (
 	opsPollEvery   = 200 * time.Millisecond // wait-ready / wait-drained poll
 	opsWaitDefault = 30 * time.Second
@@ -34,8 +35,9 @@ type OpsConfig struct {
 	Version   string
 }
 
-// OpsRequest is one command of `starcite ops` (spec §12) or of
-// `starcite shell`, with its arguments as typed.
+// OpsRequest is one command of `starcite ops`
+// (docs/operations.md#starcite-ops) or of `starcite shell`, with its
+// arguments as typed.
 type OpsRequest struct {
 	Command string
 	Args    []string
@@ -46,7 +48,7 @@ type OpsRequest struct {
 type OpsReply struct {
 	Err     string // the one-line message of a failed command; "" on success
 	Timeout bool   // a wait command ran out of time (Err says so)
-	Text    string // for people: the spec's line, or tables
+	Text    string // for people: the documented line, or tables
 	JSON    []byte // for programs (nil for the shell's inspection commands)
 }
 
@@ -183,7 +185,7 @@ var tailBehavior = fmt.Sprintf("%T", TailSocket{})
 // eachProcess calls f for every process of the node, in PID order.
 func eachProcess(node gen.Node, f func(gen.ProcessShortInfo)) error {
 	const page = 1000
-	start := 1000 // the first user PID is 1001 (notes/ergo.md §5)
+	start := 1000 // Ergo numbers user processes from 1001
 	for {
 		ps, err := node.ProcessListShortInfo(start, page)
 		if err != nil {
@@ -200,7 +202,7 @@ func eachProcess(node gen.Node, f func(gen.ProcessShortInfo)) error {
 }
 
 // ParseTimeout reads the optional [timeout_ms] of wait-ready and
-// wait-drained (spec §12).
+// wait-drained (docs/operations.md#starcite-ops).
 func ParseTimeout(args []string) (time.Duration, error) {
 	if len(args) == 0 {
 		return opsWaitDefault, nil
@@ -386,8 +388,9 @@ func (w *opsWorker) drain(draining bool, args []string) OpsReply {
 		JSON: mustJSON(map[string]string{"node": node, "status": status})}
 }
 
-// observer asks the local observer for its table (spec §11.1: internal
-// status calls time out after 1 s).
+// observer asks the local observer for its table
+// (docs/operations.md#liveness-and-readiness: internal status calls time
+// out after 1 s).
 func (w *opsWorker) observer() (ObserverStatus, error) {
 	v, err := w.CallWithTimeout(ObserverName, StatusRequest{}, 1)
 	if err != nil {
@@ -400,10 +403,10 @@ func (w *opsWorker) observer() (ObserverStatus, error) {
 	return st, nil
 }
 
-// localReady is the local readiness of spec §12: a write node's consensus
-// probe (maxAge 0 forces a fresh one), a router node's reach of every
-// group. An operator's drain does not change it, so a drained node can
-// be waited for after a restart, before it is undrained.
+// localReady is the local readiness of docs/operations.md#starcite-ops: a
+// write node's consensus probe (maxAge 0 forces a fresh one), a router
+// node's reach of every group. An operator's drain does not change it, so a
+// drained node can be waited for after a restart, before it is undrained.
 func localReady(p *dataplane.Plane, writeNode bool, maxAge time.Duration) bool {
 	if !writeNode {
 		return p.Reachable()
@@ -412,11 +415,12 @@ func localReady(p *dataplane.Plane, writeNode bool, maxAge time.Duration) bool {
 	return rd.Started && rd.Probe.Ready
 }
 
-// drained reports the wait-drained conditions of spec §12 — a write node,
-// marked draining here, not in the ready set, and seen draining by the
-// observer of every visible node — and two more, so that stopping the
-// node disturbs no client: its tails are gone, and it leads no group that
-// another ready replica could lead (no election when it stops).
+// drained reports the wait-drained conditions of
+// docs/operations.md#starcite-ops — a write node, marked draining here, not
+// in the ready set, and seen draining by the observer of every visible node
+// — and two more, so that stopping the node disturbs no client: its tails
+// are gone, and it leads no group that another ready replica could lead (no
+// election when it stops).
 func (w *opsWorker) drained() bool {
 	self := w.plane.Self()
 	v := w.plane.View()
@@ -464,8 +468,8 @@ func statusOf(st ObserverStatus, node string) string {
 	return ""
 }
 
-// httpReadiness is what /health/ready answers (spec §6.6): "" when ready,
-// else the reason.
+// httpReadiness is what /health/ready answers (docs/api.md#readiness): ""
+// when ready, else the reason.
 func httpReadiness(p *dataplane.Plane, writeNode bool, rd dataplane.Readiness) string {
 	self := p.Self()
 	v := p.View()

@@ -14,8 +14,9 @@ import (
 )
 
 // The answers of the ops actor's commands, rendered on the node: status
-// (spec §12 keys, plus what an operator needs to see why a node is not
-// ready) and the shell's inspection commands.
+// (the status keys of docs/operations.md#starcite-ops, plus what an
+// operator needs to see why a node is not ready) and the shell's inspection
+// commands.
 
 type statusReport struct {
 	Node                   string            `json:"node"`

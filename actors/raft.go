@@ -10,7 +10,7 @@ import (
 	"starcite/dataplane"
 )
 
-// Timings of the raft actor (spec §11.3).
+// Timings of the raft actor (docs/operations.md#liveness-and-readiness).
 const (
 	reconcileInterval = 5 * time.Second // restart local replicas that stopped
 	probeInterval     = time.Second     // refresh readiness between requests

@@ -108,7 +108,8 @@ func (a *Router) HandleInspect(from gen.PID, item ...string) map[string]string {
 	}
 }
 
-// rpcTimeout bounds one forwarded request (spec §10.4: 5 s).
+// rpcTimeout bounds one forwarded request
+// (docs/operations.md#failures-and-timeouts: 5 s).
 const rpcTimeout = 5 * time.Second
 
 // routerWorker runs forwarded requests on the local replicas.

@@ -23,9 +23,10 @@ import (
 // that starts one TailSocket per WebSocket.
 const TailsName gen.Atom = "tails"
 
-// Tail socket limits and timings (spec §6.4, Decisions 9-10).
+// Tail socket limits and timings (docs/api.md#tail, docs/decisions.md#d9,
+// docs/decisions.md#d10, docs/decisions.md#d31).
 const (
-	replayPage     = 1000             // events per replay read (spec §13 "replay read batch")
+	replayPage     = 1000             // events per replay read
 	catchUpEvery   = 5 * time.Second  // compare the store's last seq with the cursor
 	pingEvery      = 30 * time.Second // server pings keep compliant clients alive
 	idleTimeout    = 120 * time.Second
@@ -49,7 +50,7 @@ const (
 	maxBuffered = 4096
 )
 
-// Close codes the server uses (spec §6.4.7-8, Decision 9-10).
+// Close codes the server uses (docs/api.md#close-codes).
 const (
 	closeGoingAway    = 1001 // node shutting down
 	closeIdle         = 1002 // 120 s without a frame from the client
@@ -167,7 +168,7 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 			return nil
 		}
 		if t.spec.Expires > 0 {
-			// At exp exactly, no leeway (spec §6.4.7).
+			// At exp exactly, no leeway (docs/api.md#close-codes).
 			left := time.Until(time.Unix(t.spec.Expires, 0))
 			if left <= 0 {
 				t.closeWith(closeTokenExpired, "token_expired")
@@ -216,7 +217,8 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	return nil
 }
 
-// live handles a committed event of the session (spec §6.4.4, Decision 9).
+// live handles a committed event of the session
+// (docs/api.md#replay-then-live, docs/decisions.md#d9).
 func (t *TailSocket) live(u CursorUpdate) {
 	if t.closing || u.Seq <= t.cursor {
 		return // already delivered, or before the client's cursor
@@ -509,7 +511,7 @@ func (s *Tails) Serve(conn *websocket.Conn, spec edge.Tail) {
 			(*node).Send(pid, clientGone{idle: errors.As(err, &ne) && ne.Timeout()})
 			break
 		}
-		io.Copy(io.Discard, r) // inbound frames are ignored (spec §6.4.8)
+		io.Copy(io.Discard, r) // inbound frames are ignored (docs/api.md#keepalive)
 		extend()
 	}
 	<-done

@@ -13,8 +13,8 @@ import (
 
 // Every type that crosses nodes is registered with Ergo's encoding (EDF)
 // before the node starts, nested types before the types that hold them
-// (notes/ergo.md §7). Server and CLI are one binary, so both sides always
-// agree. New fields would break older peers: evolve by adding types.
+// (docs/decisions.md#d40). Server and CLI are one binary, so both sides
+// always agree. New fields would break older peers: evolve by adding types.
 func init() {
 	for _, t := range []any{
 		fsm.Event{}, fsm.EventsResult{},

@@ -11,7 +11,7 @@ import (
 )
 
 // Config is the whole configuration of a node, read from the environment
-// (spec §13 and the Decisions of the Go version).
+// (docs/operations.md#configuration).
 type Config struct {
 	NodeName   string   // NODE_NAME: name@host; host is what the node binds and advertises
 	HTTPHost   string   // STARCITE_HTTP_HOST
@@ -54,7 +54,7 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 
-	// pprof (Decision 16): off unless STARCITE_PPROF_PORT is set.
+	// pprof (docs/decisions.md#d16): off unless STARCITE_PPROF_PORT is set.
 	PprofPort    int           // STARCITE_PPROF_PORT
 	PprofHost    string        // STARCITE_PPROF_HOST, loopback by default
 	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of a profile request
@@ -162,7 +162,8 @@ func (c *Config) resolve(e *env) error {
 	}
 
 	// none mode serves every tenant's data without a token: bind loopback
-	// unless the operator explicitly accepts the risk (Decision 12).
+	// unless the operator explicitly accepts the risk
+	// (docs/decisions.md#d12).
 	httpHost, hostSet := e.raw("STARCITE_HTTP_HOST")
 	switch {
 	case !hostSet && c.AuthMode == "none" && !c.AllowInsecureNone:
@@ -189,9 +190,11 @@ func (c *Config) resolve(e *env) error {
 	return nil
 }
 
-// resolveJWT reads the jwt-mode variables (spec §13.2). Issuer, audience
-// and JWKS URL are required: jwt mode refuses to boot without them
-// (Decision 12) instead of falling back to example values as upstream.
+// resolveJWT reads the jwt-mode variables
+// (docs/operations.md#authentication-variables). Issuer, audience and JWKS
+// URL are required: jwt mode refuses to boot without them
+// (docs/decisions.md#d12) instead of falling back to example values as
+// upstream.
 func (c *Config) resolveJWT(e *env) error {
 	const maxLeewaySeconds = 1_000_000_000
 	for _, v := range []struct {

@@ -10,8 +10,9 @@ import (
 	"starcite/archive"
 )
 
-// ArchiveConfig is the archive part of the configuration (spec §13.3,
-// Decisions 17-18).
+// ArchiveConfig is the archive part of the configuration
+// (docs/operations.md#archive-and-memory-variables, docs/decisions.md#d17,
+// docs/decisions.md#d18).
 type ArchiveConfig struct {
 	Store        archive.Config
 	FlushEvery   time.Duration // STARCITE_ARCHIVE_FLUSH_INTERVAL_MS

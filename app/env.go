@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// env reads configuration variables. The first invalid value is kept in
-// err so boot can stop with one line naming the variable (spec §13).
+// env reads configuration variables. The first invalid value is kept in err
+// so boot can stop with one line naming the variable
+// (docs/operations.md#configuration).
 type env struct {
 	lookup func(string) (string, bool)
 	err    error
@@ -110,7 +111,7 @@ func (e *env) float(name string, def, lo, hi float64) float64 {
 
 // size reads a byte size: digits and an optional unit (B, K, KB, KiB, M,
 // MB, MiB, G, GB, GiB, T, TB, TiB; 1024-based, any case). No unit means
-// MiB; zero is invalid (spec §13).
+// MiB; zero is invalid (docs/operations.md#configuration).
 func (e *env) size(name string, def int64) int64 {
 	v, ok := e.raw(name)
 	if !ok {

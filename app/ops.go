@@ -23,10 +23,10 @@ import (
 )
 
 // `starcite ops` and `starcite shell` join the cluster as a hidden,
-// short-lived Ergo node (it dials out only and is registered nowhere),
-// call the ops actor of one node, print its answer and leave: the Go
-// counterpart of `bin/starcite rpc` (Decision 14). The types they send
-// are registered by package actors, the same code as the server's.
+// short-lived Ergo node (it dials out only and is registered nowhere), call
+// the ops actor of one node, print its answer and leave: the Go counterpart
+// of `bin/starcite rpc` (docs/decisions.md#d14). The types they send are
+// registered by package actors, the same code as the server's.
 
 const opsUsage = `usage: starcite ops [--node NAME] [--json] <command> [args]
 
@@ -54,7 +54,8 @@ const (
 	exitUnreachable = 3
 )
 
-// opsCommands are the commands of spec §12; the shell has more.
+// opsCommands are the commands of docs/operations.md#starcite-ops; the
+// shell has more.
 var opsCommands = map[string]bool{"status": true, "ready-nodes": true, "drain": true, "undrain": true,
 	"group-replicas": true, "wait-ready": true, "wait-drained": true}
 
@@ -123,8 +124,9 @@ func (o *opsOutput) reply(r actors.OpsReply) int {
 	return exitOK
 }
 
-// fail prints a failure as its one line (spec §12 messages are printed
-// as they are), or as {"error": ...} on stdout with --json.
+// fail prints a failure as its one line (the messages of
+// docs/operations.md#starcite-ops, as they are), or as {"error": ...} on
+// stdout with --json.
 func (o *opsOutput) fail(code int, msg string) int {
 	if o.json {
 		b, _ := json.Marshal(map[string]string{"error": msg})

@@ -13,10 +13,10 @@ import (
 
 // startPprof serves Go's profiler (net/http/pprof) on
 // STARCITE_PPROF_HOST:STARCITE_PPROF_PORT when the port is set
-// (Decision 16). It binds loopback unless told otherwise: profiles and
-// the command line reveal the node's internals, and a CPU profile costs
-// CPU. STARCITE_PPROF_TIMEOUT_MS is the write timeout, so it also bounds
-// how long a profile may run. The returned function stops it.
+// (docs/decisions.md#d16). It binds loopback unless told otherwise:
+// profiles and the command line reveal the node's internals, and a CPU
+// profile costs CPU. STARCITE_PPROF_TIMEOUT_MS is the write timeout, so it
+// also bounds how long a profile may run. The returned function stops it.
 func startPprof(cfg Config, log *slog.Logger) (func(), error) {
 	if cfg.PprofPort == 0 {
 		return func() {}, nil

@@ -95,7 +95,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 		MaxConns: cfg.MaxConnections}, plane, auth, log.With("component", "http"))
 
 	var opts gen.NodeOptions
-	// The core otherwise sends anonymous usage reports (notes/ergo.md §1.1).
+	// Ergo otherwise sends anonymous usage reports to its authors.
 	opts.Env = map[gen.Env]any{"disable_metrics": true}
 	opts.Network.Cookie = cookie
 	opts.Network.Registrar = staticRegistrar{}

@@ -138,7 +138,7 @@ func (sh *shell) run(line string) int {
 }
 
 // log streams the node's log through Ergo's remote inspector
-// (system_inspect, notes/ergo.md §5): the lines its actors log, as the
+// (system_inspect): the lines its actors log, as the
 // node's own log has them.
 func (sh *shell) log(args []string) int {
 	d := logDefault

@@ -12,8 +12,8 @@ import (
 // every replica (defaults: 2x1024 messages, 2x2048 proposals, 2x4096 read
 // indexes, ~0.9 MB per replica, ~250 MB of heap for 256 groups). Group
 // commit keeps at most one append proposal per group in flight, so short
-// queues lose nothing (notes/dragonboat.md §1 measured the same
-// throughput with these values).
+// queues lose nothing (the same throughput was measured with these
+// values; docs/decisions.md#d30).
 const dragonboatSoftSettings = `{"ReceiveQueueLength":64,"IncomingProposalQueueLength":256,"IncomingReadIndexQueueLength":256}` + "\n"
 
 // execStageEnv marks the process image that already runs in the data

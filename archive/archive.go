@@ -1,25 +1,27 @@
 // Package archive is the cold tier of Starcite: it stores committed events
-// and the session catalogue durably, outside the Raft groups, and reads them
-// back for replay (spec §8, §9).
+// and the session catalogue durably, outside the Raft groups, and reads
+// them back for replay (docs/operations.md#archive).
 //
-// Neighbours: the archiver (the background flush loop of §8.1) calls
-// WriteEvents with up to 5,000 committed events of one session and, once it
-// returns, acknowledges them to the session's consensus group; the read path
-// (tail replay and the events route) calls ReadEvents through the chunk cache
-// of NewCached for seqs that are no longer in memory; session create calls
-// PutSession and the session lookup falls back to GetSession. Events come in
-// and go out as fsm.Event, whose JSON is the canonical event object of package
-// fsm; this package never interprets their content beyond seq, and re-renders
-// stored forms (including those written by the upstream Elixir service) in
-// that canonical layout.
+// Neighbours: the archiver (the background flush loop of
+// docs/operations.md#the-archiver) calls WriteEvents with up to 5,000
+// committed events of one session and, once it returns, acknowledges them
+// to the session's consensus group; the read path (tail replay and the
+// events route) calls ReadEvents through the chunk cache of NewCached for
+// seqs that are no longer in memory; session create calls PutSession and
+// the session lookup falls back to GetSession. Events come in and go out as
+// fsm.Event, whose JSON is the canonical event object of package fsm; this
+// package never interprets their content beyond seq, and re-renders stored
+// forms (including those written by the upstream Elixir service) in that
+// canonical layout.
 //
 // Three adapters implement Adapter:
 //
-//   - "file" (the embedded default, Decision 17): the S3 layout of §8.2 in a
-//     local or shared directory, with atomic renames and advisory locks so
-//     that several processes may share it.
-//   - "s3": the §8.2 layout and its conditional-PUT write protocol.
-//   - "postgres": the upstream tables of §8.3 plus microsecond columns.
+//   - "file" (the embedded default, docs/decisions.md#d17): the S3
+//     layout (docs/operations.md#archive-layout) in a local or shared
+//     directory, with atomic renames and advisory locks so that several
+//     processes may share it.
+//   - "s3": the same layout and its conditional-PUT write protocol.
+//   - "postgres": the upstream tables plus microsecond columns.
 //
 // Writes are idempotent on (session, seq): an event already stored wins and
 // is never rewritten, so a retried or concurrent flush is harmless.
@@ -27,12 +29,13 @@
 // # Object names for long session ids
 //
 // Session ids are named in keys and file names by b64u(id), URL-safe base64
-// without padding (§8.2). Ids have no length limit but a file name is limited
-// to 255 bytes and an S3 key to 1,024, so when b64u(id) is longer than 200
-// characters the name is "h.<hex sha256(id)>" instead, in both the file and
-// the S3 adapter. The '.' never occurs in b64u, so such a name can never
-// collide with the plain name of a shorter id. The catalogue object keeps the
-// full id; GetSession checks it.
+// without padding (docs/operations.md#archive-layout). Ids have no length
+// limit but a file name is limited to 255 bytes and an S3 key to 1,024, so
+// when b64u(id) is longer than 200 characters the name is
+// "h.<hex sha256(id)>" instead, in both the file and the S3 adapter. The
+// '.' never occurs in b64u, so such a name can never collide with the plain
+// name of a shorter id. The catalogue object keeps the full id; GetSession
+// checks it.
 package archive
 
 import (
@@ -82,9 +85,11 @@ type Adapter interface {
 	Close() error
 }
 
-// Config selects and configures an adapter (spec §13.3; the environment is
-// read elsewhere). Zero values of S3MaxWriteRetries and PostgresPoolSize
-// mean the defaults of §13.3 (4 and 10).
+// Config selects and configures an adapter
+// (docs/operations.md#archive-and-memory-variables; the environment is read
+// elsewhere). Zero values of S3MaxWriteRetries and PostgresPoolSize mean
+// the defaults of docs/operations.md#archive-and-memory-variables (4 and
+// 10).
 type Config struct {
 	Adapter string // file | s3 | postgres
 	Dir     string // file adapter root
@@ -96,7 +101,7 @@ type Config struct {
 	S3AccessKeyID     string // with S3SecretAccessKey; both empty: the SDK's default chain
 	S3SecretAccessKey string
 	S3SessionToken    string
-	S3PathStyle       bool // the §13.3 default is true: the config loader must set it
+	S3PathStyle       bool // true by default: the config loader must set it
 	S3MaxWriteRetries int
 
 	PostgresURL      string
@@ -111,7 +116,8 @@ const (
 	DefaultPostgresPoolSize  = 10
 )
 
-// ChunkSize is the number of seqs per archive chunk (§8.2) and per read-cache entry.
+// ChunkSize is the number of seqs per archive chunk
+// (docs/operations.md#archive-layout) and per read-cache entry.
 const ChunkSize = 256
 
 // Open validates cfg, connects to the backend and, for postgres with

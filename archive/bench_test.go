@@ -9,7 +9,8 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// benchBatch is the archiver's batch size (§8.1).
+// benchBatch is the archiver's batch size
+// (docs/operations.md#the-archiver).
 const benchBatch = 5000
 
 // benchEvent is an event with a 200-byte payload.

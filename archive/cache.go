@@ -10,7 +10,8 @@ import (
 )
 
 // cachedAdapter fronts an adapter with an in-memory read cache of 256-event
-// chunks (§9), bounded by the bytes of event JSON it holds.
+// chunks (docs/operations.md#archive-reads), bounded by the bytes of event
+// JSON it holds.
 //
 // An entry holds the contiguous run of events stored from the chunk's first
 // seq: all 256 for a complete chunk, fewer for the chunk at the end of the

@@ -135,7 +135,8 @@ func renderLines(dst []fsm.Event, lines []storedLine, tenantID string, from, to 
 	return dst, nil
 }
 
-// encodeSession renders the catalogue object of §8.2.
+// encodeSession renders the catalogue object of
+// docs/operations.md#archive-layout.
 func encodeSession(s Session) ([]byte, error) {
 	if s.ID == "" {
 		return nil, errors.New("empty session id")

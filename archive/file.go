@@ -15,7 +15,8 @@ import (
 	"starcite/fsm"
 )
 
-// fileAdapter keeps the S3 layout of §8.2 in a directory (Decision 17):
+// fileAdapter keeps the S3 layout of docs/operations.md#archive-layout in a
+// directory (docs/decisions.md#d17):
 //
 //	<Dir>/events/v1/<name>/<chunk_start>.ndjson   NDJSON chunk, as in S3
 //	<Dir>/sessions/v1/<name>.json                 catalogue object, as in S3

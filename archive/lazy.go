@@ -17,7 +17,7 @@ var ErrNotConnected = errors.New("archive: not connected yet")
 
 // lazyAdapter connects to its backend in the background and keeps trying,
 // so a node whose archive is briefly down at boot still starts and takes
-// writes (they stay hot until the archive is back, Decision 18).
+// writes (they stay hot until the archive is back, docs/decisions.md#d18).
 type lazyAdapter struct {
 	name    string
 	ready   atomic.Pointer[Adapter]

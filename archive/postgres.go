@@ -18,17 +18,18 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// pgAdapter stores events and sessions in the upstream tables of §8.3.
-// Timestamps go to the upstream timestamp(0) columns truncated to whole
-// seconds and, exactly, to the inserted_at_us / created_at_us columns of
-// migration 0002, which readers prefer. jsonb reorders keys and adds spaces;
-// readers canonicalise it back with jsonc, so an event reads back with the
-// bytes it was written with.
+// pgAdapter stores events and sessions in the upstream tables of
+// docs/operations.md#archive-layout. Timestamps go to the upstream
+// timestamp(0) columns truncated to whole seconds and, exactly, to the
+// inserted_at_us / created_at_us columns of migration 0002, which readers
+// prefer. jsonb reorders keys and adds spaces; readers canonicalise it back
+// with jsonc, so an event reads back with the bytes it was written with.
 type pgAdapter struct {
 	pool *pgxpool.Pool
 }
 
-// pgBatch is the most event rows one INSERT carries (§8.3).
+// pgBatch is the most event rows one INSERT carries
+// (docs/operations.md#archive-layout).
 const pgBatch = 5000
 
 //go:embed migrations/*.sql

@@ -21,7 +21,8 @@ import (
 	"starcite/fsm"
 )
 
-// s3Adapter implements the S3 layout and write protocol of §8.2:
+// s3Adapter implements the S3 layout and write protocol of
+// docs/operations.md#archive-layout:
 //
 //	<prefix>/events/v1/<name>/<chunk_start>.ndjson
 //	<prefix>/sessions/v1/<name>.json
@@ -94,7 +95,8 @@ func openS3(ctx context.Context, cfg Config) (Adapter, error) {
 	return a, nil
 }
 
-// normPrefix trims whitespace and slashes; empty means "starcite" (§8.2).
+// normPrefix trims whitespace and slashes; empty means "starcite"
+// (docs/operations.md#archive-layout).
 func normPrefix(p string) string {
 	p = strings.Trim(strings.TrimSpace(p), "/")
 	if p == "" {

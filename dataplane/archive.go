@@ -47,7 +47,8 @@ func (p *Plane) AckArchived(ctx context.Context, group int, marks []fsm.ArchiveM
 const catalogueWrites = 64
 
 // catalogue writes a created session to the archive catalogue in the
-// background; failures are logged and otherwise ignored (spec §6.1).
+// background; failures are logged and otherwise ignored
+// (docs/api.md#create).
 func (p *Plane) catalogue(s fsm.SessionInfo) {
 	if p.cfg.Archive == nil {
 		return

@@ -11,7 +11,7 @@ import (
 
 // Placement maps sessions to groups and groups to replica nodes. It is a
 // pure function of the configuration, so every node computes the same map
-// without talking to the others (Decision 6).
+// without talking to the others (docs/decisions.md#d6).
 type Placement struct {
 	groups   int
 	nodes    []string // write node names, sorted: index+1 is the Raft replica id
@@ -53,7 +53,7 @@ func NewPlacement(nodes []string, groups, rf int) (*Placement, error) {
 }
 
 // score is the rendezvous score of a node for a group: the lowest scores
-// hold the group's replicas (spec §7.5).
+// hold the group's replicas (docs/operations.md#placement).
 func score(group int, node string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(node))

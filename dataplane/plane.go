@@ -18,11 +18,13 @@ import (
 
 // PlaneConfig tunes the write and read paths.
 type PlaneConfig struct {
-	// ProposeTimeout bounds one consensus attempt (spec §10.4: 2 s). A
-	// timed-out proposal is retried once; temporary errors (no leader yet)
-	// are retried with backoff for at most this long.
+	// ProposeTimeout bounds one consensus attempt
+	// (docs/operations.md#failures-and-timeouts: 2 s). A timed-out proposal
+	// is retried once; temporary errors (no leader yet) are retried with
+	// backoff for at most this long.
 	ProposeTimeout time.Duration
-	// PendingMax is the hot-tier budget of this node (Decision 18).
+	// PendingMax is the hot-tier budget of this node
+	// (docs/decisions.md#d18).
 	PendingMax int64
 	// SessionTTL is how long an unused session stays in the session cache.
 	SessionTTL time.Duration
@@ -31,7 +33,8 @@ type PlaneConfig struct {
 	// Archive holds what the hot tier evicted and the session catalogue
 	// (wrapped in its read cache); nil runs without cold storage.
 	Archive archive.Adapter
-	// LeaderTTL is how long a leader hint is trusted (spec §10.2).
+	// LeaderTTL is how long a leader hint is trusted
+	// (docs/operations.md#routing).
 	LeaderTTL time.Duration
 }
 
@@ -181,7 +184,8 @@ func (p *Plane) proposeLocal(ctx context.Context, group int, cmd []byte) (sm.Res
 				return sm.Result{}, ErrTimeout
 			}
 			// The second attempt gets a full budget of its own (spec
-			// §10.4), also for riding out an election it may meet.
+			// docs/operations.md#failures-and-timeouts), also for riding
+			// out an election it may meet.
 			giveUp = time.Now().Add(p.cfg.ProposeTimeout)
 			backoff = 5 * time.Millisecond
 		case isTemporary(err):
@@ -287,9 +291,10 @@ type Page struct {
 }
 
 // Events returns up to limit events with seq > after, gap-free from
-// after+1, merging the archive and the hot tier (spec §9). When the range
-// starts below what the hot tier holds and the archive cannot supply it,
-// the answer is ErrReplayGap, never a page that silently skips events.
+// after+1, merging the archive and the hot tier
+// (docs/operations.md#archive-reads). When the range starts below what the
+// hot tier holds and the archive cannot supply it, the answer is
+// ErrReplayGap, never a page that silently skips events.
 func (p *Plane) Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (Page, error) {
 	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadEvents, Groups: []int{p.placement.Group(id)}, ID: id,
 		After: after, Limit: limit, Linear: linearizable})
@@ -364,9 +369,9 @@ func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, e
 	return all, nil
 }
 
-// LastSeq returns a session's last seq as the replica this node reads
-// from knows it, without a consensus round trip (the tail catch-up
-// check, spec §6.4.6); ok is false when no replica answers.
+// LastSeq returns a session's last seq as the replica this node reads from
+// knows it, without a consensus round trip (the tail catch-up check,
+// docs/api.md#replay-then-live); ok is false when no replica answers.
 func (p *Plane) LastSeq(ctx context.Context, id string) (uint64, bool) {
 	s, err := p.readSession(ctx, id, false)
 	if err != nil {

@@ -289,7 +289,7 @@ var quietOnce sync.Once
 
 // quietDragonboat routes Dragonboat's logs to slog and keeps only errors:
 // elections and dropped proposals are logged at WARNING and flood the log
-// during every failover (notes/dragonboat.md §9).
+// during every failover.
 func quietDragonboat() {
 	quietOnce.Do(func() {
 		logger.SetLoggerFactory(func(pkg string) logger.ILogger {

@@ -158,7 +158,8 @@ func (p *Plane) Candidates(group int) []string { return p.candidates(group) }
 
 // candidates orders the other replicas of group to forward to: the known
 // leader first when it is ready, then the other ready replicas, then the
-// fallbacks that are not ready but not drained either (spec §11.2).
+// fallbacks that are not ready but not drained either
+// (docs/operations.md#liveness-and-readiness).
 func (p *Plane) candidates(group int) []string {
 	self := p.raft.cfg.Self
 	v := p.View()

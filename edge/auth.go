@@ -7,7 +7,8 @@ import (
 )
 
 // NoAuth is the authenticator of STARCITE_AUTH_MODE=none: every request
-// runs as the fixed service principal and carries no token (spec §3.8).
+// runs as the fixed service principal and carries no token
+// (docs/api.md#auth-modes).
 type NoAuth struct{}
 
 // Authenticate returns the service principal.
@@ -27,8 +28,8 @@ var (
 	jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_=-]*\.?[A-Za-z0-9_=-]*`)
 )
 
-// scrubLog removes tokens from a log message (spec §3.9: tokens and
-// access_token values are never logged).
+// scrubLog removes tokens from a log message (docs/api.md#token-redaction:
+// tokens and access_token values are never logged).
 func scrubLog(msg string) string {
 	msg = rawRequestDump.ReplaceAllString(msg, "contents: "+redacted)
 	msg = accessTokenParam.ReplaceAllString(msg, "${1}"+redacted)

@@ -6,7 +6,7 @@ import (
 )
 
 // apiError is an error the API returns: an HTTP status and the
-// {"error": code, "message": message} body of spec §5.
+// {"error": code, "message": message} body of docs/api.md#error-catalogue.
 type apiError struct {
 	status  int
 	code    string
@@ -23,8 +23,8 @@ func (e *apiError) withMessage(format string, args ...any) *apiError {
 	return &c
 }
 
-// The error catalogue of spec §5 plus the Go-version decisions (415, 413,
-// archive_backlog, replay_unavailable). Messages are verbatim.
+// The error catalogue (docs/api.md#error-catalogue). Messages are
+// verbatim.
 var (
 	errUnauthorized           = &apiError{401, "unauthorized", "Unauthorized"}
 	errForbiddenScope         = &apiError{403, "forbidden_scope", "Token scope does not allow this operation"}

@@ -297,8 +297,8 @@ func modelJSONInt(v any, lo int64) (int64, bool) {
 	return modelInteger(s, lo, math.MaxInt64)
 }
 
-// modelAppendError is upstream's append validation (§6.3) over a plain
-// decoding of the body.
+// modelAppendError is upstream's append validation (docs/api.md#append)
+// over a plain decoding of the body.
 func modelAppendError(m map[string]any, p *Principal) *apiError {
 	typ, _ := m["type"].(string)
 	if _, ok := m["payload"].(map[string]any); !ok || typ == "" {

@@ -13,15 +13,16 @@ import (
 )
 
 // requestTimeout bounds the data-plane work of one request. The write path
-// keeps its own, shorter per-attempt timeouts (spec §10.4); this is the
-// outer limit so nothing waits forever.
+// keeps its own, shorter per-attempt timeouts
+// (docs/operations.md#failures-and-timeouts); this is the outer limit so
+// nothing waits forever.
 const requestTimeout = 10 * time.Second
 
 func requestContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), requestTimeout)
 }
 
-// create: POST /v1/sessions, checks in the order of spec §4.1.
+// create: POST /v1/sessions, checks in the order of docs/api.md#create.
 func (s *Server) create(ctx *fasthttp.RequestCtx, _ string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
@@ -78,7 +79,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, _ string) {
 }
 
 // list: GET /v1/sessions. Query validation comes before the scope check
-// (spec §4.1).
+// (docs/api.md#list).
 func (s *Server) list(ctx *fasthttp.RequestCtx, _ string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
@@ -132,8 +133,9 @@ func (s *Server) list(ctx *fasthttp.RequestCtx, _ string) {
 }
 
 // authorizeSession runs the session checks shared by append, tail and the
-// read routes, in the order of spec §4.1: session lock, lookup, scope,
-// tenant. A session of another tenant is 403 only once the scope matches.
+// read routes, in the order of docs/api.md#authorization: session lock,
+// lookup, scope, tenant. A session of another tenant is 403 only once the
+// scope matches.
 func (s *Server) authorizeSession(ctx *fasthttp.RequestCtx, p *Principal, id string, scope Scope) (fsm.SessionInfo, *apiError) {
 	if !p.AllowsSession(id) {
 		return fsm.SessionInfo{}, errForbiddenSession
@@ -195,7 +197,7 @@ func (s *Server) append(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusCreated, append(b, '}'))
 }
 
-// getSession: GET /v1/sessions/{id} (Decision 19).
+// getSession: GET /v1/sessions/{id} (docs/api.md#get-a-session).
 func (s *Server) getSession(ctx *fasthttp.RequestCtx, id string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
@@ -216,8 +218,8 @@ func (s *Server) getSession(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusOK, appendListItem(make([]byte, 0, 256+len(info.Metadata)), &info, true))
 }
 
-// events: GET /v1/sessions/{id}/events (Decision 19), served from the
-// same gap-checked read path as tail replay.
+// events: GET /v1/sessions/{id}/events (docs/api.md#read-events), served
+// from the same gap-checked read path as tail replay.
 func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
@@ -266,10 +268,10 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
 // readinessMaxAge: /health/ready reuses a consensus probe this young.
 const readinessMaxAge = 3 * time.Second
 
-// ready: GET /health/ready (spec §6.6). A write node is ready when an
-// operator has not drained it, every local group has a leader, and its
-// observer lists it as ready; a router node when every group has a ready
-// replica to route to.
+// ready: GET /health/ready (docs/api.md#readiness). A write node is ready
+// when an operator has not drained it, every local group has a leader, and
+// its observer lists it as ready; a router node when every group has a
+// ready replica to route to.
 func (s *Server) ready(ctx *fasthttp.RequestCtx, _ string) {
 	mode := "router_node"
 	if s.cfg.WriteNode {

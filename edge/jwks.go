@@ -19,13 +19,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// JWKS handling (spec §3.5). The signing keys live in an immutable keySet
-// swapped atomically, so a request resolves a kid with one map lookup and
-// never waits for a routine refresh: a background goroutine refetches the
-// set before its TTL runs out. Only a kid the set does not know puts a
-// fetch on the request path, and those forced refreshes are rate-limited
-// to one per forcedRefreshInterval (Decision 12), with concurrent
-// requests sharing the fetch in flight.
+// JWKS handling (docs/api.md#jwks). The signing keys live in an immutable
+// keySet swapped atomically, so a request resolves a kid with one map
+// lookup and never waits for a routine refresh: a background goroutine
+// refetches the set before its TTL runs out. Only a kid the set does not
+// know puts a fetch on the request path, and those forced refreshes are
+// rate-limited to one per forcedRefreshInterval (docs/decisions.md#d12),
+// with concurrent requests sharing the fetch in flight.
 //
 // A failed fetch (network error, non-200, invalid document) leaves the
 // set in use untouched. The set keeps serving the keys it knows while the
@@ -39,7 +39,7 @@ const (
 	// an unreachable JWKS endpoint fails requests, it never hangs them.
 	jwksFetchTimeout = 2 * time.Second
 	// forcedRefreshInterval is the minimum time between two refreshes
-	// forced by an unknown kid (Decision 12).
+	// forced by an unknown kid (docs/decisions.md#d12).
 	forcedRefreshInterval = time.Second
 	// maxJWKSBytes bounds the JWKS document read.
 	maxJWKSBytes = 1 << 20
@@ -282,11 +282,11 @@ func (c *jwksCache) nextRefresh() time.Duration {
 }
 
 // parseJWKS validates a JWKS document, fail-closed for the whole set
-// (spec §3.5): a JSON object with a non-empty keys array whose every key
-// has kty RSA, use sig, alg RS256 and non-empty string kid, n and e, with
-// no kid twice. One bad key makes the whole document unusable. Keys equal
-// to those of prev under the same kid keep their *rsa.PublicKey, so that
-// cached verifications stay valid across refreshes.
+// (docs/api.md#jwks): a JSON object with a non-empty keys array whose every
+// key has kty RSA, use sig, alg RS256 and non-empty string kid, n and e,
+// with no kid twice. One bad key makes the whole document unusable. Keys
+// equal to those of prev under the same kid keep their *rsa.PublicKey, so
+// that cached verifications stay valid across refreshes.
 func parseJWKS(body []byte, prev *keySet) (map[string]*rsa.PublicKey, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil {

@@ -23,7 +23,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// JWTConfig configures STARCITE_AUTH_MODE=jwt (spec §3, §13.2).
+// JWTConfig configures STARCITE_AUTH_MODE=jwt (docs/api.md#authentication,
+// docs/operations.md#authentication-variables).
 type JWTConfig struct {
 	Issuer, Audience, JWKSURL string
 	Leeway                    time.Duration // clock leeway, whole seconds
@@ -36,9 +37,9 @@ type JWTConfig struct {
 const tokenCacheSize = 100_000
 
 // JWTAuth authenticates requests by RS256 JWTs verified against a JWKS
-// (spec §3.2-§3.7). Verified tokens are cached by their SHA-256, so a
-// repeated token costs a hash and a map lookup instead of an RSA
-// verification.
+// (docs/api.md#authentication). Verified tokens are cached by their
+// SHA-256, so a repeated token costs a hash and a map lookup instead of an
+// RSA verification.
 type JWTAuth struct {
 	issuer, audience string
 	leeway           int64 // seconds
@@ -119,8 +120,8 @@ func (a *JWTAuth) Close() {
 	a.tokens.StopAllGoroutines()
 }
 
-// The three 401 variants of spec §3.3: same status and body, different
-// www-authenticate challenges (see challenge).
+// The three 401 variants of docs/api.md#401-responses: same status and
+// body, different www-authenticate challenges (see challenge).
 var (
 	errAuthMissing   = &apiError{401, "unauthorized", "Unauthorized"}
 	errAuthMalformed = &apiError{401, "unauthorized", "Unauthorized"}
@@ -141,7 +142,8 @@ func (e *apiError) challenge() string {
 	return ""
 }
 
-// Authenticate reads and verifies the request's token (spec §3.2-§3.6).
+// Authenticate reads and verifies the request's token
+// (docs/api.md#authentication).
 func (a *JWTAuth) Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError) {
 	token, aerr := requestToken(ctx)
 	if aerr != nil {
@@ -155,8 +157,8 @@ func (a *JWTAuth) Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError) 
 	return p, nil
 }
 
-// requestToken finds the token of a request (spec §3.2): exactly one
-// Authorization: Bearer header, or on a WebSocket upgrade the
+// requestToken finds the token of a request (docs/api.md#token-transport):
+// exactly one Authorization: Bearer header, or on a WebSocket upgrade the
 // access_token query parameter; both at once are malformed.
 func requestToken(ctx *fasthttp.RequestCtx) (string, *apiError) {
 	headers := ctx.Request.Header.PeekAll(fasthttp.HeaderAuthorization)
@@ -237,7 +239,8 @@ type tokenError string
 
 func (e tokenError) Error() string { return string(e) }
 
-// verifyToken runs the verification pipeline of spec §3.4 on a token.
+// verifyToken runs the verification pipeline of
+// docs/api.md#token-verification on a token.
 func (a *JWTAuth) verifyToken(token string, now time.Time) (cachedToken, error) {
 	// 1. A compact JWS whose JOSE header names RS256 and a kid.
 	first := strings.IndexByte(token, '.')
@@ -306,8 +309,8 @@ func decodeSegment(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// claims checks the registered claims (spec §3.4 step 4) and the
-// identity claims (§3.6) of a verified payload.
+// claims checks the registered claims (docs/api.md#token-verification) and
+// the identity claims (docs/api.md#identity-claims) of a verified payload.
 func (a *JWTAuth) claims(payload []byte, now int64) (Principal, error) {
 	// The strict parser refuses invalid UTF-8, unpaired surrogates and
 	// NUL: identity claims end up in every event's metadata, which every
@@ -464,7 +467,8 @@ func optional(c map[string]json.RawMessage, name string) (json.RawMessage, bool)
 
 // jsonInt decodes raw when it is a JSON integer literal: no fraction, no
 // exponent (1.7e9 is a float, not an integer). Values beyond int64
-// saturate, which keeps every comparison of §3.4 right.
+// saturate, which keeps every comparison of docs/api.md#token-verification
+// right.
 func jsonInt(raw json.RawMessage) (int64, bool) {
 	s := string(raw)
 	neg := strings.HasPrefix(s, "-")

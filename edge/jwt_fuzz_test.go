@@ -17,14 +17,15 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// Fuzz targets of JWT/JOSE parsing (spec §3.2-§3.6):
+// Fuzz targets of JWT/JOSE parsing (docs/api.md#authentication):
 //
 //   - FuzzVerifyToken: any string as a token. Accepted only when an
-//     independent check (standard library RSA, the spec's header rules)
+//     independent check (standard library RSA, the documented header rules)
 //     agrees it is a compact JWS signed by the JWKS key under RS256.
 //   - FuzzSignedToken: any JOSE header and claims, correctly signed, so
 //     the fuzzer explores header and claim parsing beyond the signature.
-//     Accepted exactly when a model of §3.4/§3.6 written from the spec
+//     Accepted exactly when a model of docs/api.md#token-verification
+//     and docs/api.md#identity-claims written from the documents
 //     accepts, and then the principal is the one the claims describe.
 //   - FuzzParseJWKS: any JWKS document.
 //   - FuzzRequestToken: any Authorization headers and query string.
@@ -110,7 +111,7 @@ func stdVerify(token string) bool {
 	return rsa.VerifyPKCS1v15(&fuzzSigningKey().PublicKey, crypto.SHA256, sum[:], sig) == nil
 }
 
-// headerOK: the JOSE header rules of §3.2 and the README.
+// headerOK: the JOSE header rules of docs/api.md#token-verification.
 func headerOK(header []byte) bool {
 	var h map[string]any
 	if err := json.Unmarshal(header, &h); err != nil || h == nil {
@@ -122,7 +123,8 @@ func headerOK(header []byte) bool {
 	return alg == "RS256" && kid == fuzzKid && !crit
 }
 
-// claimsModel is §3.4 step 4 and §3.6 as the spec states them, with
+// claimsModel is docs/api.md#token-verification and
+// docs/api.md#identity-claims as the documents state them, with
 // exact (big) integers; ok is false when the token must be refused.
 func claimsModel(payload []byte, now, leeway int64) (p Principal, ok bool) {
 	if _, err := jsonc.Parse(payload); err != nil {
@@ -281,7 +283,7 @@ func FuzzVerifyToken(f *testing.F) {
 		payload, _ := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 		want, ok := claimsModel(payload, now, 1)
 		if !ok {
-			t.Fatalf("accepted claims the spec refuses: %s", payload)
+			t.Fatalf("accepted claims the contract refuses: %s", payload)
 		}
 		if !samePrincipal(c.p, want) {
 			t.Fatalf("claims %s: principal %+v, want %+v", payload, c.p, want)
@@ -347,9 +349,9 @@ func FuzzSignedToken(f *testing.F) {
 		accept := headerOK(header) && claimsOK
 		switch {
 		case err == nil && !accept:
-			t.Fatalf("accepted header %s claims %s; the spec refuses them", header, payload)
+			t.Fatalf("accepted header %s claims %s; the contract refuses them", header, payload)
 		case err != nil && accept:
-			t.Fatalf("refused header %s claims %s (%v); the spec accepts them", header, payload, err)
+			t.Fatalf("refused header %s claims %s (%v); the contract accepts them", header, payload, err)
 		case err == nil && !samePrincipal(c.p, want):
 			t.Fatalf("claims %s: principal %+v, want %+v", payload, c.p, want)
 		}

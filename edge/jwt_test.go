@@ -243,7 +243,7 @@ func authWith(a *JWTAuth, tok string) (Principal, *apiError) {
 	return a.Authenticate(requestCtx("/v1/sessions", "Authorization", "Bearer "+tok))
 }
 
-// ---- token transport (§3.2) and 401 shapes (§3.3) ----
+// ---- token transport and 401 shapes (docs/api.md#token-transport) ----
 
 func TestRequestToken(t *testing.T) {
 	const up = "Upgrade"
@@ -331,7 +331,7 @@ func TestUnauthorizedResponses(t *testing.T) {
 	}
 }
 
-// ---- the verification pipeline (§3.4) and identity claims (§3.6) ----
+// ---- token verification (docs/api.md#token-verification) ----
 
 func TestVerifyClaims(t *testing.T) {
 	clk := newClock()

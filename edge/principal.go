@@ -1,6 +1,6 @@
 package edge
 
-// Scope is one permission a token may grant (spec §3.7).
+// Scope is one permission a token may grant (docs/api.md#scopes).
 type Scope uint8
 
 // The scopes of the API.
@@ -11,7 +11,7 @@ const (
 )
 
 // Principal is who a request runs as: from a verified token, or the fixed
-// service principal in none mode (spec §3.8).
+// service principal in none mode (docs/api.md#auth-modes).
 type Principal struct {
 	TenantID  string
 	ID        string

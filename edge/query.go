@@ -124,7 +124,8 @@ func lookupParam(params []queryParam, key string) ([]byte, paramForm) {
 	}
 }
 
-// Defaults and bounds of the paging parameters (§6.2, §6.4.1, Decision 19).
+// Defaults and bounds of the paging parameters (docs/api.md#list,
+// docs/api.md#tail-upgrade, docs/api.md#read-events).
 const (
 	defaultListLimit = 100
 	maxLimit         = 1000
@@ -138,8 +139,8 @@ type listQuery struct {
 	filters map[string]string // exact-match filters on metadata; nil for none
 }
 
-// parseListQuery validates the list query in the order of §4.1: limit,
-// cursor, bracket-form metadata filter.
+// parseListQuery validates the list query in the order of docs/api.md#list:
+// limit, cursor, bracket-form metadata filter.
 func parseListQuery(raw []byte) (listQuery, *apiError) {
 	params := decodeQuery(raw)
 	q := listQuery{limit: defaultListLimit}
@@ -181,11 +182,11 @@ const (
 	dottedPrefix  = "metadata."
 )
 
-// metadataFilters collects the metadata filters of a list query (§6.2):
-// the bracket form metadata[k]=v must be a flat map of values, while
-// malformed dotted forms metadata.k=v are skipped; for the same key the
-// dotted form wins. It reports false for a bad bracket form and for a
-// filter that is not storableText.
+// metadataFilters collects the metadata filters of a list query
+// (docs/api.md#list): the bracket form metadata[k]=v must be a flat map of
+// values, while malformed dotted forms metadata.k=v are skipped; for the
+// same key the dotted form wins. It reports false for a bad bracket form
+// and for a filter that is not storableText.
 func metadataFilters(params []queryParam) (map[string]string, bool) {
 	filters, ok := bracketFilters(params)
 	if !ok {
@@ -307,7 +308,7 @@ func rangeParam(params []queryParam, key string, def, lo, hi int) (int, bool) {
 }
 
 // seqParam reads an optional seq cursor: a decimal integer from 0 to
-// 2^63-1 (Decision 3), default 0.
+// 2^63-1 (docs/decisions.md#d3), default 0.
 func seqParam(params []queryParam, key string) (uint64, bool) {
 	v, form := lookupParam(params, key)
 	switch form {
@@ -320,13 +321,15 @@ func seqParam(params []queryParam, key string) (uint64, bool) {
 	}
 }
 
-// tailQuery is the validated query of a tail upgrade (§6.4.1).
+// tailQuery is the validated query of a tail upgrade
+// (docs/api.md#tail-upgrade).
 type tailQuery struct {
 	cursor    uint64
 	batchSize int
 }
 
-// parseTailQuery validates cursor, then batch_size (§4.1).
+// parseTailQuery validates cursor, then batch_size
+// (docs/api.md#tail-upgrade).
 func parseTailQuery(raw []byte) (tailQuery, *apiError) {
 	params := decodeQuery(raw)
 	cursor, ok := seqParam(params, "cursor")
@@ -346,7 +349,7 @@ type eventsQuery struct {
 	limit  int
 }
 
-// parseEventsQuery validates cursor, then limit (Decision 19).
+// parseEventsQuery validates cursor, then limit (docs/api.md#read-events).
 func parseEventsQuery(raw []byte) (eventsQuery, *apiError) {
 	params := decodeQuery(raw)
 	cursor, ok := seqParam(params, "cursor")
@@ -389,7 +392,8 @@ func keyIs(k []byte, key string) bool {
 	return string(d) == key
 }
 
-// redacted replaces access_token values in logged query strings (§3.9).
+// redacted replaces access_token values in logged query strings
+// (docs/api.md#token-redaction).
 const redacted = "[REDACTED]"
 
 // redactQuery returns raw with the value of every access_token parameter

@@ -17,9 +17,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetBody(body)
 }
 
-// writeError writes an API error: {"error","message"}, or {"error"} for
-// the framework-level shapes (spec §2.1), with the www-authenticate
-// challenge of a 401 (spec §3.3).
+// writeError writes an API error: {"error","message"}, or {"error"} for the
+// framework-level shapes (docs/api.md#errors), with the www-authenticate
+// challenge of a 401 (docs/api.md#401-responses).
 func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
@@ -36,7 +36,7 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 }
 
 // appendCreated renders the 201 body of a create: exactly the 7 keys of
-// spec §6.1, without tenant_id.
+// docs/api.md#create, without tenant_id.
 func appendCreated(b []byte, s *fsm.SessionInfo) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonc.AppendString(b, s.ID)
@@ -53,8 +53,9 @@ func appendCreated(b []byte, s *fsm.SessionInfo) []byte {
 	return append(b, `"}`...)
 }
 
-// appendListItem renders a session as list items show it (spec §6.2);
-// withSeqs adds last_seq and archived_seq for GET /v1/sessions/{id}.
+// appendListItem renders a session as list items show it
+// (docs/api.md#list); withSeqs adds last_seq and archived_seq for GET
+// /v1/sessions/{id}.
 func appendListItem(b []byte, s *fsm.SessionInfo, withSeqs bool) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonc.AppendString(b, s.ID)

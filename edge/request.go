@@ -9,10 +9,10 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// contentTypeOK reports whether a request body with this Content-Type header
-// is read as JSON (Decision 1). Clients that send no Content-Type at all
-// still get their JSON parsed; anything that is not JSON gets a 415 rather
-// than upstream's silent "body ignored".
+// contentTypeOK reports whether a request body with this Content-Type
+// header is read as JSON (docs/decisions.md#d1). Clients that send no
+// Content-Type at all still get their JSON parsed; anything that is not
+// JSON gets a 415 rather than upstream's silent "body ignored".
 func contentTypeOK(contentType []byte) bool {
 	mediaType := contentType
 	if i := bytes.IndexByte(mediaType, ';'); i >= 0 {
@@ -61,7 +61,7 @@ var emptyObject = []byte("{}")[:2:2]
 
 // createBody is a decoded create request. The field checks are reported as
 // flags rather than errors because the handler interleaves them with the
-// session-lock check (§4.1: id, lock, title, metadata).
+// session-lock check (docs/api.md#create: id, lock, title, metadata).
 type createBody struct {
 	ID       *string // nil: generate one (or use the token's locked session)
 	Title    *string
@@ -71,8 +71,9 @@ type createBody struct {
 	badID, badTitle, badMetadata bool
 }
 
-// decodeCreateBody decodes a create request body (§6.1). Only a body that
-// is not a JSON object at all is an error here (Decision 2).
+// decodeCreateBody decodes a create request body (docs/api.md#create). Only
+// a body that is not a JSON object at all is an error here
+// (docs/decisions.md#d2).
 func decodeCreateBody(body []byte) (createBody, *apiError) {
 	b := createBody{Metadata: emptyObject}
 	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
@@ -114,12 +115,13 @@ type appendBody struct {
 	ExpectedSeq *uint64
 }
 
-// principalKey is the metadata key the server owns on every event (§6.3).
+// principalKey is the metadata key the server owns on every event
+// (docs/api.md#append).
 const principalKey = "starcite_principal"
 
-// decodeAppendBody decodes and validates an append request body (§6.3) for
-// principal p. The checks run in the order of the §6.3 table and the first
-// failure decides the error code.
+// decodeAppendBody decodes and validates an append request body
+// (docs/api.md#append) for principal p. The checks run in the order of
+// docs/api.md#append and the first failure decides the error code.
 func decodeAppendBody(body []byte, p *Principal) (appendBody, *apiError) {
 	v, err := jsonc.Parse(body)
 	if err != nil || v.Kind != jsonc.Object {
@@ -248,8 +250,9 @@ func refsOK(refs jsonc.Value) bool {
 }
 
 // intValue reads a non-negative integer sent as a JSON integer or as a
-// decimal string of one (upstream accepts both, §6.3). Floats never count,
-// even 1.0, and values above 2^63-1 are refused (Decision 3).
+// decimal string of one (upstream accepts both, docs/api.md#append). Floats
+// never count, even 1.0, and values above 2^63-1 are refused
+// (docs/decisions.md#d3).
 func intValue(v jsonc.Value) (uint64, bool) {
 	switch {
 	case v.Kind == jsonc.Number && v.IsInt:
@@ -297,10 +300,10 @@ func principalSize(p *Principal, actor string) int {
 	return 96 + len(actor) + len(p.ID) + len(p.Type) + len(p.TenantID)
 }
 
-// appendMetadata writes the canonical encoding of the client's metadata
-// (an object, or null for none) with starcite_principal injected (§6.3).
-// The members are already sorted, so the merged object is written in one
-// pass instead of being built as a Value first.
+// appendMetadata writes the canonical encoding of the client's metadata (an
+// object, or null for none) with starcite_principal injected
+// (docs/api.md#append). The members are already sorted, so the merged
+// object is written in one pass instead of being built as a Value first.
 func appendMetadata(dst []byte, md jsonc.Value, p *Principal, actor string) []byte {
 	ms := md.Members
 	i := 0

@@ -279,7 +279,7 @@ func TestDecodeAppendBodyErrors(t *testing.T) {
 		{"expected_seq huge", `{` + minimalAppend + `,"expected_seq":"9223372036854775808"}`, errInvalidEvent},
 		{"expected_seq bool", `{` + minimalAppend + `,"expected_seq":false}`, errInvalidEvent},
 
-		// First failure wins, in the order of §6.3.
+		// First failure wins, in the order of docs/api.md#append.
 		{"type before producer", `{"type":"","payload":{}}`, errInvalidEvent},
 		{"payload before metadata", `{"type":"t","payload":1,"producer_id":"w","producer_seq":1,"metadata":1}`, errInvalidEvent},
 		{"producer keys before metadata", `{"type":"t","payload":{},"producer_id":"w","metadata":1}`, errInvalidEvent},

@@ -1,7 +1,7 @@
 // Package edge is Starcite's HTTP surface (fasthttp): routing, request
 // decoding and validation, authentication and authorization, the REST
 // handlers, the WebSocket upgrade, and the error shapes of the API
-// contract (spec §2-§6).
+// contract (docs/api.md).
 //
 // Handlers call package dataplane directly; the only actor on the request path
 // is a TailSocket, started per WebSocket. The listener itself is owned by
@@ -29,7 +29,7 @@ import (
 	"starcite/dataplane"
 )
 
-// MaxBodyBytes is the largest request body accepted (Decision 2).
+// MaxBodyBytes is the largest request body accepted (docs/decisions.md#d2).
 const MaxBodyBytes = 8_000_000
 
 // Config configures the HTTP edge.
@@ -50,7 +50,8 @@ type Config struct {
 // packages registered.
 var metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.Handler())
 
-// Authenticator turns a request into a principal (spec §3).
+// Authenticator turns a request into a principal
+// (docs/api.md#authentication).
 type Authenticator interface {
 	Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError)
 }
@@ -191,11 +192,11 @@ func drainUpload(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 }
 
-// Handle routes one request. Paths are matched by segment on the raw
-// path: empty segments are dropped (a trailing slash is fine) and each
-// segment is percent-decoded on its own, so /v1/sessions/a%2Fb/append
-// addresses session "a/b" (spec §2.2). The API routes are counted and
-// timed by route and final status (after a recovered panic too).
+// Handle routes one request. Paths are matched by segment on the raw path:
+// empty segments are dropped (a trailing slash is fine) and each segment is
+// percent-decoded on its own, so /v1/sessions/a%2Fb/append addresses
+// session "a/b" (docs/api.md#routing-and-paths). The API routes are counted
+// and timed by route and final status (after a recovered panic too).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	var buf [6]string
 	segs, ok := splitPath(ctx.Request.URI().PathOriginal(), buf[:0])
@@ -297,7 +298,7 @@ func splitPath(raw []byte, segs []string) ([]string, bool) {
 }
 
 // logPath is the request path and query as logs may show them: any
-// access_token value is redacted (spec §3.9).
+// access_token value is redacted (docs/api.md#token-redaction).
 func logPath(ctx *fasthttp.RequestCtx) string {
 	path := string(ctx.Request.URI().PathOriginal())
 	if q := ctx.Request.URI().QueryString(); len(q) > 0 {
@@ -340,7 +341,8 @@ func (s *Server) dataError(ctx *fasthttp.RequestCtx, err error) *apiError {
 	}
 }
 
-// newSessionID returns "ses_" and 16 URL-safe characters (spec §6.1).
+// newSessionID returns "ses_" and 16 URL-safe characters
+// (docs/api.md#create).
 func newSessionID() string {
 	var b [12]byte
 	rand.Read(b[:])
@@ -362,7 +364,7 @@ func nowMicro() int64 { return time.Now().UnixMicro() }
 type fasthttpLogger struct{ l *slog.Logger }
 
 // Printf logs a fasthttp message. These can quote raw request bytes, so
-// the message is scrubbed of tokens first (spec §3.9).
+// the message is scrubbed of tokens first (docs/api.md#token-redaction).
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp: " + scrubLog(fmt.Sprintf(format, args...)))
 }

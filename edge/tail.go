@@ -36,8 +36,9 @@ var upgrader = websocket.FastHTTPUpgrader{
 	WriteBufferPool: &sync.Pool{},
 }
 
-// tail: GET /v1/sessions/{id}/tail, checks in the order of spec §4.1;
-// every rejection is a plain HTTP response, success is 101.
+// tail: GET /v1/sessions/{id}/tail, checks in the order of
+// docs/api.md#tail-upgrade; every rejection is a plain HTTP response,
+// success is 101.
 func (s *Server) tail(ctx *fasthttp.RequestCtx, id string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
@@ -58,7 +59,8 @@ func (s *Server) tail(ctx *fasthttp.RequestCtx, id string) {
 		writeError(ctx, aerr)
 		return
 	}
-	// Decision 11: a handshake the upgrader would refuse gets our shape.
+	// A handshake the upgrader would refuse gets our shape
+	// (docs/decisions.md#d11).
 	h := &ctx.Request.Header
 	if len(bytes.TrimSpace(h.Peek("Sec-WebSocket-Key"))) == 0 || !hasToken(h.Peek("Sec-WebSocket-Version"), "13") ||
 		!hasToken(h.Peek("Connection"), "upgrade") {

@@ -10,10 +10,11 @@
 // the same log therefore holds byte-identical state, which the tests check
 // by replaying logs and round-tripping snapshots.
 //
-// Commands (spec §7):
+// Commands (docs/api.md#data-model; the order of the producer rules is
+// docs/decisions.md#d4):
 //
 //	create_session  register a session; a retry of the same request is not a conflict
-//	append_event    producer dedupe, expected_seq, seq assignment (§7.3, §7.4, Decision 4)
+//	append_event    producer dedupe, expected_seq, seq assignment
 //	append_events   a batch of appends committed as one Raft entry (group commit)
 //	ack_archived    the archive holds events up to a seq: evict them from the hot tier
 //

@@ -24,8 +24,9 @@ type Event struct {
 }
 
 // Content is the part of an event its producer controls. Its canonical
-// encoding (AppendJSON) is what producer dedupe compares (spec §7.3).
-// Payload, Metadata and Refs hold canonical JSON objects (package jsonc).
+// encoding (AppendJSON) is what producer dedupe compares
+// (docs/api.md#producer-sequencing). Payload, Metadata and Refs hold
+// canonical JSON objects (package jsonc).
 type Content struct {
 	Type           string
 	Payload        []byte
@@ -61,7 +62,7 @@ func (c *Content) AppendJSON(dst []byte) []byte {
 }
 
 // Hash is the SHA-256 of the canonical content: equal for exactly the
-// appends the spec calls "the same content".
+// appends docs/api.md#producer-sequencing calls "the same content".
 func (c *Content) Hash() [32]byte {
 	return sha256.Sum256(c.AppendJSON(make([]byte, 0, 256)))
 }

@@ -8,7 +8,8 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// MaxProducers is how many producer cursors a session keeps (spec §7.3).
+// MaxProducers is how many producer cursors a session keeps
+// (docs/api.md#producer-sequencing).
 const MaxProducers = 10000
 
 // eventOverhead approximates what one hot event costs beyond its JSON: the
@@ -129,9 +130,9 @@ func (s *State) createSession(c *CreateSession) Status {
 	return StatusOK
 }
 
-// appendEvent applies the producer rules of spec §7.3 and §7.4 in the
-// order of Decision 4: an exact retry dedupes first, then expected_seq,
-// then producer sequencing.
+// appendEvent applies the producer rules of docs/api.md#producer-sequencing
+// and docs/api.md#expected-seq in the order of docs/decisions.md#d4: an
+// exact retry dedupes first, then expected_seq, then producer sequencing.
 func (s *State) appendEvent(a *AppendEvent, commits []Commit) (AppendResult, []Commit) {
 	ss, ok := s.sessions[a.SessionID]
 	if !ok {

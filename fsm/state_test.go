@@ -85,9 +85,10 @@ func TestCreateSession(t *testing.T) {
 	}
 }
 
-// TestAppendRules walks one session through every producer rule of spec
-// §7.3 and §7.4, with Decision 4 (an exact retry dedupes before the
-// expected_seq check).
+// TestAppendRules walks one session through every producer rule of
+// docs/api.md#producer-sequencing and docs/api.md#expected-seq, with
+// docs/decisions.md#d4 (an exact retry dedupes before the expected_seq
+// check).
 func TestAppendRules(t *testing.T) {
 	steps := []struct {
 		name     string

@@ -34,7 +34,7 @@ type StateMachine struct {
 }
 
 // HotTier totals the unarchived events of every replica on a node: what
-// the pending budget (Decision 18) and the metrics measure.
+// the pending budget (docs/decisions.md#d18) and the metrics measure.
 type HotTier struct {
 	Bytes  atomic.Int64
 	Events atomic.Int64

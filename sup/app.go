@@ -121,7 +121,7 @@ func (s *edgeSup) Init(args ...any) (act.SupervisorSpec, error) {
 // tailSup starts one TailSocket per WebSocket. Temporary children: a
 // socket is never restarted (its client reconnects) and one bad socket
 // can never exhaust a restart intensity that would take every other
-// socket down with the supervisor (notes/ergo.md §1.6).
+// socket down with the supervisor (docs/decisions.md#d39).
 type tailSup struct {
 	act.Supervisor
 	plane *dataplane.Plane

@@ -1,6 +1,6 @@
 // Package sup declares Starcite's supervision trees: which actor runs
-// under which supervisor with which restart strategy. The shape follows
-// DESIGN.md:
+// under which supervisor with which restart strategy
+// (docs/decisions.md#d39):
 //
 //	starcite (application, permanent: its end stops the node)
 //	├─ control_plane (one_for_one) discovery, observer (→ one peer watcher per write node)

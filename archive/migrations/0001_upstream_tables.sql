@@ -1,6 +1,7 @@
--- The upstream tables of spec §8.3, with the names Ecto gave their
--- constraints and indexes, so that this is a no-op on a database an upstream
--- release already migrated, and completes one from an older release.
+-- The upstream tables of docs/operations.md#archive-layout, with the names
+-- Ecto gave their constraints and indexes, so that this is a no-op on a
+-- database an upstream release already migrated, and completes one from an
+-- older release.
 
 CREATE TABLE IF NOT EXISTS events (
     session_id      text NOT NULL,

@@ -2,12 +2,13 @@
 //
 // Clients send JSON in any key order and spacing; the API promises that two
 // appends are "the same content" when their decoded JSON is structurally
-// equal (spec §7.3). Parsing into a Value and writing it back with Append
-// gives one byte string per structure: object keys sorted byte-wise and
-// de-duplicated (last wins), no insignificant whitespace, minimal string
-// escapes, integers as written and floats in plain decimal notation. The
-// dedupe hash, the Raft log, tail frames and every archive adapter use this
-// form, so an event reads back byte-identical from any tier.
+// equal (docs/api.md#producer-sequencing). Parsing into a Value and writing
+// it back with Append gives one byte string per structure: object keys
+// sorted byte-wise and de-duplicated (last wins), no insignificant
+// whitespace, minimal string escapes, integers as written and floats in
+// plain decimal notation. The dedupe hash, the Raft log, tail frames and
+// every archive adapter use this form, so an event reads back
+// byte-identical from any tier.
 //
 // The parser is strict: UTF-8 is validated, nesting is bounded, and a few
 // values that no archive backend can store (NUL characters, numbers out of

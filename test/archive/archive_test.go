@@ -184,7 +184,8 @@ func testBackend(t *testing.T, b backend) {
 	assertArchiveHolds(t, b, "rt", frames)
 
 	// 2. A replay that needs the archive while it is down closes 1011
-	// (Decision 9), the events route answers 503; hot events still serve.
+	// (docs/decisions.md#d9), the events route answers 503; hot events
+	// still serve.
 	n.Restart()
 	b.cut()
 	code, reason, err := n.Tail("rt", 0, 1).CloseCode(wait)

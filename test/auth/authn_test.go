@@ -20,7 +20,8 @@ import (
 )
 
 // TestTokenTransport: where a token is read from, and the 401 of each
-// missing or malformed form (spec §3.2, §3.3), on every /v1 route.
+// missing or malformed form (docs/api.md#token-transport,
+// docs/api.md#401-responses), on every /v1 route.
 func TestTokenTransport(t *testing.T) {
 	j := newJWKS(t, jwk("k1", key(0)))
 	n := startJWTNode(t, j, nil)
@@ -91,8 +92,9 @@ func TestTokenTransport(t *testing.T) {
 	expectStatus(t, "health", do(t, n, "GET", "/health/live", nil, "Authorization", "Basic x"), 200)
 }
 
-// TestTokenVerification: every reason a well-formed token is refused
-// gives 401 invalid_token (spec §3.4, §3.6); the leeway cases pass.
+// TestTokenVerification: every reason a well-formed token is refused gives
+// 401 invalid_token (docs/api.md#token-verification,
+// docs/api.md#identity-claims); the leeway cases pass.
 func TestTokenVerification(t *testing.T) {
 	j := newJWKS(t, jwk("k1", key(0)))
 	n := startJWTNode(t, j, nil)
@@ -355,7 +357,7 @@ func rawRequest(t *testing.T, n *harness.Node, req string) {
 
 // TestNoneModeIgnoresTokens: STARCITE_AUTH_MODE=none reads no token at
 // all: any Authorization header is ignored and every request runs as the
-// service principal (spec §3.8).
+// service principal (docs/api.md#auth-modes).
 func TestNoneModeIgnoresTokens(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{Env: map[string]string{"STARCITE_AUTH_MODE": "none"}})
 	upgrade := []string{"Upgrade", "websocket", "Connection", "Upgrade"}

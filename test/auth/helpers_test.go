@@ -1,7 +1,7 @@
 // Package auth tests jwt mode against the real binary: tokens are minted
 // in the test with RSA keys generated in the test, and the node fetches
 // their public halves from a JWKS served by an httptest server in the
-// test process (spec §3-§5).
+// test process (docs/api.md#authentication, docs/api.md#error-catalogue).
 package auth
 
 import (
@@ -33,7 +33,7 @@ const (
 	leeway = 30
 )
 
-// The www-authenticate values of spec §3.3.
+// The www-authenticate values of docs/api.md#401-responses.
 const (
 	challengeMissing   = `Bearer realm="starcite"`
 	challengeMalformed = `Bearer realm="starcite", error="invalid_request", error_description="Malformed bearer token"`
@@ -213,7 +213,7 @@ func do(t testing.TB, n *harness.Node, method, path string, body any, headers ..
 // bearer is the Authorization header pair of a token.
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
-// The error messages of spec §5.
+// The error messages of docs/api.md#error-catalogue.
 var messages = map[string]string{
 	"unauthorized":      "Unauthorized",
 	"forbidden_scope":   "Token scope does not allow this operation",

@@ -9,8 +9,9 @@ import (
 	"starcite/test/harness"
 )
 
-// TestContractAppend: POST /v1/sessions/{id}/append in none mode (spec
-// §6.3, §4.1, §7.3, §7.4, Decisions 1 to 4).
+// TestContractAppend: POST /v1/sessions/{id}/append in none mode
+// (docs/api.md#append, docs/api.md#producer-sequencing,
+// docs/api.md#expected-seq, docs/decisions.md#d1 to docs/decisions.md#d4).
 func TestContractAppend(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 	for _, id := range []string{"ap", "v", "ps", "pr", "ex", "d4", "eq", "md", "fields", "ct", "ord"} {
@@ -146,7 +147,7 @@ func TestContractAppend(t *testing.T) {
 			{`expected_seq "2^63"`, map[string]string{"expected_seq": `"9223372036854775808"`}, ev},
 			{"expected_seq bool", map[string]string{"expected_seq": `true`}, ev},
 			{"expected_seq object", map[string]string{"expected_seq": `{}`}, ev},
-			// first failure wins (§6.3 order)
+			// first failure wins (docs/api.md#append order)
 			{"type before metadata", map[string]string{"type": `""`, "metadata": `"x"`}, ev},
 			{"payload before refs", map[string]string{"payload": `[]`, "refs": `"x"`}, ev},
 			{"producer presence before metadata", map[string]string{"producer_id": omit, "metadata": `1`}, ev},
@@ -363,7 +364,8 @@ func TestContractAppend(t *testing.T) {
 		conflict(t, appendReq(t, n, "ex", b("E", 2, `"7"`)), 7, 1)
 		conflict(t, appendReq(t, n, "ex", b("E", 2, `9223372036854775807`)), 9223372036854775807, 1)
 		wantAppend(t, appendReq(t, n, "ex", b("E", 2, `"1"`)), 2, 2, false)
-		// expected_seq is checked before the producer rules (§7.4).
+		// expected_seq is checked before the producer rules
+		// (docs/api.md#expected-seq).
 		conflict(t, appendReq(t, n, "ex", b("F", 7, `99`)), 99, 2)
 		conflict(t, appendReq(t, n, "ex", b("E", 9, `1`)), 1, 2)
 		conflict(t, appendReq(t, n, "ex", `{"type":"msg","payload":{"other":1},"producer_id":"E","producer_seq":2,"expected_seq":0}`), 0, 2)
@@ -372,7 +374,7 @@ func TestContractAppend(t *testing.T) {
 		}
 	})
 
-	t.Run("dedupe before expected_seq (Decision 4)", func(t *testing.T) {
+	t.Run("dedupe before expected_seq (D4)", func(t *testing.T) {
 		x1 := `{"type":"msg","payload":{"n":1},"producer_id":"X","producer_seq":1%s}`
 		with := func(body, extra string) string { return fmt.Sprintf(body, extra) }
 		wantAppend(t, appendReq(t, n, "d4", with(x1, `,"expected_seq":0`)), 1, 1, false)

@@ -9,8 +9,8 @@ import (
 	"starcite/test/harness"
 )
 
-// TestContractCreate: POST /v1/sessions in none mode (spec §6.1, §4.1,
-// Decisions 1 and 2).
+// TestContractCreate: POST /v1/sessions in none mode (docs/api.md#create,
+// docs/decisions.md#d1, docs/decisions.md#d2).
 func TestContractCreate(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 
@@ -130,7 +130,8 @@ func TestContractCreate(t *testing.T) {
 			{`{"id":"c-bad-meta-bool","metadata":true}`, "invalid_metadata", msgInvalidMetadata, "c-bad-meta-bool"},
 			{`{"title":7}`, "invalid_event", msgInvalidEvent, ""},
 			{`{"metadata":"x"}`, "invalid_metadata", msgInvalidMetadata, ""},
-			// Check order (§4.1): id, then title, then metadata.
+			// Check order (docs/api.md#create): id, then title, then
+			// metadata.
 			{`{"id":1,"title":1,"metadata":"x"}`, "invalid_event", msgInvalidEvent, ""},
 			{`{"id":"","metadata":"x"}`, "invalid_event", msgInvalidEvent, ""},
 			{`{"metadata":[],"id":false}`, "invalid_event", msgInvalidEvent, ""},
@@ -179,8 +180,9 @@ func TestContractCreate(t *testing.T) {
 	})
 
 	t.Run("content type", func(t *testing.T) {
-		// Decision 1: JSON for application/json, application/*+json and no
-		// Content-Type at all; a JSON body is really read (id and title).
+		// JSON for application/json, application/*+json and no Content-Type
+		// at all (docs/decisions.md#d1); a JSON body is really read (id and
+		// title).
 		for i, ct := range []string{
 			"application/json",
 			"application/json; charset=utf-8",
@@ -231,7 +233,8 @@ func TestContractCreate(t *testing.T) {
 			absent(t, "c-multipart")
 		})
 		t.Run("no query-string fallback", func(t *testing.T) {
-			// Decision 1: body fields are never read from the query string.
+			// Body fields are never read from the query string
+			// (docs/decisions.md#d1).
 			r := do(t, n, "POST", "/v1/sessions?id=c-query&title=q", `{}`, nil)
 			m := wantStatus(t, r, 201)
 			wantKeys(t, r.String(), m, createKeys)
@@ -352,7 +355,8 @@ func TestContractCreate(t *testing.T) {
 	})
 
 	t.Run("create never injects into metadata", func(t *testing.T) {
-		// §15.4: starcite_principal is injected on append, never on create.
+		// starcite_principal is injected on append, never on create
+		// (docs/api.md#append).
 		checkCreated(t, createOK(t, n, `{"id":"c-no-inject","metadata":{"k":"v"}}`), "c-no-inject", `null`, `{"k":"v"}`)
 	})
 }

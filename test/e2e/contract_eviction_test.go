@@ -10,7 +10,8 @@ import (
 
 // TestContractProducerEviction: a session remembers at most 10,000
 // producers; beyond that the producer whose last append has the smallest
-// session seq is forgotten and must start again at 1 (spec §7.3).
+// session seq is forgotten and must start again at 1
+// (docs/api.md#producer-sequencing).
 func TestContractProducerEviction(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,001 appends")

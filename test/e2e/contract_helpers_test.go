@@ -3,7 +3,7 @@ package e2e
 // Helpers of the black-box contract tests (contract_*_test.go): raw HTTP
 // requests that keep the response headers, strict JSON decoding, and
 // assertions on exact status codes, error bodies, key sets and formats of
-// /work/shared/spec/API.md in auth mode none.
+// docs/api.md in auth mode none.
 
 import (
 	"bufio"
@@ -24,23 +24,27 @@ import (
 	"starcite/test/harness"
 )
 
-// jsonCT is the Content-Type of every JSON response (spec §2.1).
+// jsonCT is the Content-Type of every JSON response
+// (docs/api.md#conventions).
 const jsonCT = "application/json; charset=utf-8"
 
 var (
-	// Generated session ids: "ses_" and 16 URL-safe base64 characters (§6.1).
+	// Generated session ids: "ses_" and 16 URL-safe base64 characters
+	// (docs/api.md#create).
 	generatedIDRe = regexp.MustCompile(`^ses_[A-Za-z0-9_-]{16}$`)
-	// Timestamps: UTC with microseconds (§6.1, Decision 8).
+	// Timestamps: UTC with microseconds (docs/api.md#create,
+	// docs/decisions.md#d8).
 	timestampRe = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 )
 
-// The principal of none mode (§3.8) as it appears in bodies.
+// The principal of none mode (docs/api.md#auth-modes) as it appears in
+// bodies.
 const (
 	serviceCreator   = `{"tenant_id":"service","id":"service","type":"service"}`
 	servicePrincipal = `{"tenant_id":"service","actor":"service:service","principal_type":"service","principal_id":"service"}`
 )
 
-// Verbatim messages of the error catalogue (§5).
+// Verbatim messages of the error catalogue (docs/api.md#error-catalogue).
 const (
 	msgInvalidEvent     = "Invalid event payload"
 	msgInvalidMetadata  = "Invalid metadata payload"
@@ -51,8 +55,8 @@ const (
 	msgSessionNotFound  = "Session was not found"
 	msgSessionExists    = "Session already exists"
 	msgProducerReplay   = "Producer sequence was already used with different event content"
-	anyMessage          = "\x00any" // the spec gives no message: any non-empty string
-	maxBody             = 8_000_000 // Decision 2
+	anyMessage          = "\x00any" // the contract gives no message: any non-empty string
+	maxBody             = 8_000_000 // docs/decisions.md#d2
 	eventKeys           = "seq type payload actor producer_id producer_seq source metadata refs idempotency_key inserted_at tenant_id"
 	createKeys          = "id title creator_principal metadata last_seq created_at updated_at"
 	listItemKeys        = "id title tenant_id creator_principal metadata created_at"
@@ -142,8 +146,8 @@ func mustJSON(t testing.TB, s string) any {
 	return v
 }
 
-// object asserts a JSON response with the content type of §2.1 and
-// returns its body as an object.
+// object asserts a JSON response with the content type of
+// docs/api.md#conventions and returns its body as an object.
 func object(t testing.TB, r resp) map[string]any {
 	t.Helper()
 	if r.ctype != jsonCT {
@@ -184,8 +188,8 @@ func wantKeys(t testing.TB, what string, m map[string]any, keys string) {
 	}
 }
 
-// wantErr asserts an error response {"error": code, "message": msg}
-// with exactly these two keys (§2.1); msg anyMessage accepts any
+// wantErr asserts an error response {"error": code, "message": msg} with
+// exactly these two keys (docs/api.md#errors); msg anyMessage accepts any
 // non-empty message.
 func wantErr(t testing.TB, r resp, status int, code, msg string) {
 	t.Helper()
@@ -235,8 +239,9 @@ func want4xx(t testing.TB, r resp) {
 }
 
 // sameJSON reports whether two decoded JSON values are structurally equal
-// (§7.3): object key order is irrelevant, integers compare as integers,
-// floats as float64, and an integer never equals a float.
+// (docs/api.md#producer-sequencing): object key order is irrelevant,
+// integers compare as integers, floats as float64, and an integer never
+// equals a float.
 func sameJSON(a, b any) bool {
 	switch x := a.(type) {
 	case map[string]any:

@@ -10,9 +10,9 @@ import (
 	"starcite/test/harness"
 )
 
-// TestContractList: GET /v1/sessions in none mode (spec §6.2, §4.1,
-// Decision 7). The node holds exactly the sessions created here, so every
-// page is known in full.
+// TestContractList: GET /v1/sessions in none mode (docs/api.md#list,
+// docs/decisions.md#d7). The node holds exactly the sessions created here,
+// so every page is known in full.
 func TestContractList(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 
@@ -295,7 +295,8 @@ func TestContractList(t *testing.T) {
 				}
 				if next == nil {
 					// null exactly on the last page, which is never empty
-					// when anything matched (limit+1, Decision 7).
+					// when anything matched (limit+1,
+					// docs/decisions.md#d7).
 					if len(got) != len(want) {
 						t.Fatalf("?%s: next_cursor null after %d of %d", q, len(got), len(want))
 					}

@@ -8,7 +8,8 @@ import (
 )
 
 // TestContractReadRoutes: GET /v1/sessions/{id} and GET
-// /v1/sessions/{id}/events in none mode (Decision 19, §6.4.3, Decision 8).
+// /v1/sessions/{id}/events in none mode (docs/api.md#read-events,
+// docs/decisions.md#d8).
 func TestContractReadRoutes(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 	created := createOK(t, n, `{"id":"r250","title":"reads","metadata":{"k":"v"}}`)

@@ -16,8 +16,9 @@ import (
 )
 
 // TestContractRouting: the route table, framework 404s, trailing slashes,
-// percent-decoded ids, HEAD and the health routes (spec §1, §2.1, §2.2,
-// §6.5, §6.6).
+// percent-decoded ids, HEAD and the health routes (docs/api.md#routes,
+// docs/api.md#routing-and-paths, docs/api.md#liveness,
+// docs/api.md#readiness).
 func TestContractRouting(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 	createOK(t, n, `{"id":"x"}`)
@@ -101,7 +102,8 @@ func TestContractRouting(t *testing.T) {
 	})
 
 	t.Run("Accept and Authorization are ignored in none mode", func(t *testing.T) {
-		// §2.5 / Decision 1: Accept is ignored; §3.8: no token is read.
+		// Accept is ignored (docs/decisions.md#d1); no token is read
+		// (docs/api.md#auth-modes).
 		for i, h := range []harness.Header{
 			{"Accept": "text/html"},
 			{"Accept": "application/xml;q=1, */*;q=0"},
@@ -124,9 +126,9 @@ func TestContractRouting(t *testing.T) {
 	})
 
 	t.Run("long ids are addressable", func(t *testing.T) {
-		// Ids have no length limit (§6.1): a session that can be created
-		// can be addressed. 6,000 bytes keeps the request line well under
-		// upstream's 10,000-byte limit.
+		// Ids have no length limit (docs/api.md#create): a session that can
+		// be created can be addressed. 6,000 bytes keeps the request line
+		// well under upstream's 10,000-byte limit.
 		id := strings.Repeat("k", 6000)
 		m := createOK(t, n, fmt.Sprintf(`{"id":%q}`, id))
 		wantJSON(t, "id", m["id"], strconv.Quote(id))
@@ -143,7 +145,8 @@ func TestContractRouting(t *testing.T) {
 	})
 
 	t.Run("tail route exists", func(t *testing.T) {
-		// GET without an Upgrade header: 400, not the framework 404 (§1, §4.1).
+		// GET without an Upgrade header: 400, not the framework 404
+		// (docs/api.md#tail-upgrade).
 		wantErr(t, do(t, n, "GET", "/v1/sessions/x/tail", nil, nil), 400, "invalid_websocket_upgrade", "WebSocket upgrade required")
 	})
 
@@ -221,7 +224,8 @@ func TestContractRouting(t *testing.T) {
 	})
 
 	t.Run("error responses are JSON", func(t *testing.T) {
-		// Every 4xx carries the JSON content type (spec §2.1).
+		// Every 4xx carries the JSON content type
+		// (docs/api.md#conventions).
 		for _, r := range []resp{
 			do(t, n, "GET", "/nope", nil, nil),
 			do(t, n, "GET", "/v1/sessions?limit=0", nil, nil),
@@ -288,8 +292,9 @@ func rawHead(t *testing.T, n *harness.Node, path string) (int, http.Header, []by
 	return res.StatusCode, res.Header, all[i+4:]
 }
 
-// TestContractHostileInput: inputs meant to break the parser get a 4xx
-// and leave the node serving (spec §2.4, Decision 2).
+// TestContractHostileInput: inputs meant to break the parser get a 4xx and
+// leave the node serving (docs/api.md#request-bodies,
+// docs/decisions.md#d2).
 func TestContractHostileInput(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 	createOK(t, n, `{"id":"h"}`)
@@ -375,7 +380,8 @@ func TestContractHostileInput(t *testing.T) {
 		})
 	}
 
-	// Large but legal: no field has a size limit (§2.3).
+	// Large but legal: no field has a size limit
+	// (docs/api.md#request-bodies).
 	t.Run("1 MB string fields are stored", func(t *testing.T) {
 		big := strings.Repeat("é", 1<<19) // 1 MiB of UTF-8
 		r := do(t, n, "POST", "/v1/sessions", fmt.Sprintf(`{"id":"big","title":%q,"metadata":{"s":%q}}`, big, big), nil)

@@ -1,14 +1,15 @@
 package e2e
 
 // Hostile clients against the real binary: oversized and malformed bodies
-// in bulk, numbers beyond 2^63, header floods, slow clients (slowloris,
-// a body announced but never sent, a connection that never speaks) and
+// in bulk, numbers beyond 2^63, header floods, slow clients (slowloris, a
+// body announced but never sent, a connection that never speaks) and
 // connection floods against the per-node cap (STARCITE_MAX_CONNECTIONS).
 // None may crash or hang the node, slow clients must be cut off by the
-// server's timeouts without holding up anyone else, and afterwards the
-// node holds no leftover connection or tail socket and its memory has
-// not run away. The error rows and single hostile bodies of spec §5 are
-// in contract_*_test.go; this file is about volume and time.
+// server's timeouts without holding up anyone else, and afterwards the node
+// holds no leftover connection or tail socket and its memory has not run
+// away. The error rows and single hostile bodies of
+// docs/api.md#error-catalogue are in contract_*_test.go; this file is about
+// volume and time.
 
 import (
 	"bufio"

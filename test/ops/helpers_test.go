@@ -1,6 +1,6 @@
 // Package ops tests the operator tools against real 3-node clusters:
-// `starcite ops` (spec §12), `starcite shell`, drains and a rolling
-// restart under load, /metrics and pprof.
+// `starcite ops` (docs/operations.md#starcite-ops), `starcite shell`,
+// drains and a rolling restart under load, /metrics and pprof.
 package ops
 
 import (

@@ -28,7 +28,8 @@ func TestOps(t *testing.T) {
 func testStatus(t *testing.T, c *harness.Cluster) {
 	all := names(c.Nodes)
 	for _, n := range c.Nodes {
-		// Text: the §12 keys, then one row per write node.
+		// Text: the status keys (docs/operations.md#starcite-ops), then one
+		// row per write node.
 		code, out := ops(t, n, "status")
 		if code != 0 {
 			t.Fatalf("status of %s: exit %d: %s", n.Name, code, out)

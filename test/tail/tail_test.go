@@ -229,8 +229,8 @@ func TestSlowConsumer(t *testing.T) {
 	}
 }
 
-// TestUpgradeErrors: rejections before the upgrade are plain HTTP
-// responses with the API's error shape, in the order of spec §4.1.
+// TestUpgradeErrors: rejections before the upgrade are plain HTTP responses
+// with the API's error shape, in the order of docs/api.md#tail-upgrade.
 func TestUpgradeErrors(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
 	n.CreateSession("up", nil)

@@ -12,10 +12,10 @@ import (
 	"starcite/test/chaos/history"
 )
 
-// A sequential model of one session for porcupine: the log (its length
-// and a hash chain of its entries) and the producer cursors of spec §7.3.
-// Appends follow the producer rules; the final reads must see the whole
-// log.
+// A sequential model of one session for porcupine: the log (its length and
+// a hash chain of its entries) and the producer cursors of
+// docs/api.md#producer-sequencing. Appends follow the producer rules; the
+// final reads must see the whole log.
 //
 // The history is reduced before the search, soundly:
 //   - raft_unavailable answers promise nothing was written: they are no-ops
