@@ -5,15 +5,24 @@ BIN     := bin/starcite
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-# Unit-level packages run under the race detector; the black-box suites
-# under test/ drive real processes and run one package at a time so that
-# clusters do not compete for the two cores of a small CI machine. ./docs
-# checks that every reference to docs/ resolves and none leaves the
-# repository.
-UNIT_PKGS := ./fsm/... ./edge/... ./dataplane/... ./archive/... ./actors/... ./sup/... ./app/... ./docs/...
-E2E_PKGS  := ./test/...
+# Unit tests: every package outside test/, in-process, no services (the
+# archive adapters' Postgres and S3 tests skip loudly without them);
+# ./docs checks that every reference to docs/ resolves and none leaves
+# the repository. The black-box suites under test/ drive real processes
+# and run one package at a time so that clusters do not compete for the
+# two cores of a small CI machine. SERVICE_PKGS are the packages whose
+# tests need the test services (Postgres, an S3-compatible server); make
+# test starts the services just before them.
+UNIT_PKGS     = $(shell $(GO) list ./... | grep -v '^starcite/test/')
+SERVICE_PKGS := starcite/archive starcite/test/archive
+E2E_PKGS      = $(filter-out $(SERVICE_PKGS),$(shell $(GO) list ./test/...))
 
-.PHONY: build run test vet fmt-check fuzz cluster cluster-stop clean
+# staticcheck is installed with `go install` at this version (one that
+# builds with the Go of go.mod) into bin/tools.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := bin/tools/staticcheck
+
+.PHONY: build run test unit verify vet fmt-check tidy-check staticcheck fuzz cluster cluster-stop clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./app
@@ -33,19 +42,41 @@ cluster: build
 cluster-stop:
 	rel/dev-cluster.sh stop
 
-# Everything CI runs. Needs the test services (Postgres, an S3-compatible
-# server); .ci/services.sh installs and starts them when missing.
-test: build vet fmt-check
+# Everything CI runs: the checks, the unit tests under the race
+# detector, short fuzzing, then the suites that need the test services
+# (.ci/services.sh installs and starts them when missing) and the other
+# black-box suites.
+test: verify build
+	$(GO) test -race -count=1 $(filter-out $(SERVICE_PKGS),$(UNIT_PKGS))
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI)
 	eval "$$(.ci/services.sh up)" && export STARCITE_REQUIRE_SERVICES=1 && \
-	$(GO) test -race -count=1 $(UNIT_PKGS) && \
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI) && \
+	$(GO) test -race -count=1 $(filter-out starcite/test/%,$(SERVICE_PKGS)) && \
+	STARCITE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m $(filter starcite/test/%,$(SERVICE_PKGS))
 	STARCITE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m $(E2E_PKGS)
+
+# The edit-test loop: unit tests of every package outside test/, under
+# the race detector, no services, no processes (about a minute on two
+# cores).
+unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+# Static checks: go.mod and go.sum tidy, gofmt, go vet, staticcheck.
+verify: tidy-check fmt-check vet staticcheck
+
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 vet:
 	$(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/bin/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
 
 # Short fuzzing of every parser: FUZZTIME per target (make test runs each
 # for FUZZTIME_CI). A failing input is written to the package's

@@ -2,9 +2,20 @@
 // piece of state that changes over time and is started by a supervisor of
 // package sup.
 //
+//	discovery  makes the configured or DNS-listed peers routable
+//	observer   tracks the write nodes' liveness and drain marks; one peer
+//	           watcher per write node does the dialing and pinging
+//	ops        answers `starcite ops` and `starcite shell` (a worker pool),
+//	           closes a drained node's tails and hands its leaderships away
 //	raft       starts this node's replicas, restarts stopped ones, keeps
 //	           the readiness probe fresh, forwards leader changes
-//	router     owns the routing view (leader hints) the request path reads
+//	router     owns the routing view (leader hints) the request path reads;
+//	           its pool workers serve requests forwarded by other nodes
+//	fanout     delivers committed events to the tail sockets of their
+//	           session, on this node and through peers' fan-outs
+//	archiver   copies committed events to the archive and acknowledges
+//	           them, so replicas evict them from their hot tier
+//	tailsocket one per WebSocket tail: replay from the cursor, then live
 //	http       owns the fasthttp listener of package edge
 //
 // Per-request work is not done here: HTTP handlers call package dataplane

@@ -181,7 +181,7 @@ func (o *Observer) HandleMessage(from gen.PID, message any) error {
 func (o *Observer) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
 	switch r := request.(type) {
 	case ping:
-		return pong{Node: o.self, Ready: o.plane.Raft().Readiness(readinessMaxAge).Probe.Ready, Marks: o.markList()}, nil
+		return pong{Node: o.self, Ready: o.plane.Raft().Readiness(dataplane.ReadinessMaxAge).Probe.Ready, Marks: o.markList()}, nil
 	case Drain:
 		if _, ok := o.nodes[r.Node]; !ok {
 			return fmt.Errorf("unknown node %q (known nodes: %s)", r.Node, strings.Join(o.plane.Placement().Nodes(), ", ")), nil
@@ -206,7 +206,7 @@ func (o *Observer) HandleCall(from gen.PID, ref gen.Ref, request any) (any, erro
 // readiness from the local probe.
 func (o *Observer) refreshSelf() {
 	if st := o.nodes[o.self]; st != nil {
-		st.raftReady = o.plane.Raft().Readiness(readinessMaxAge).Probe.Ready
+		st.raftReady = o.plane.Raft().Readiness(dataplane.ReadinessMaxAge).Probe.Ready
 	}
 }
 

@@ -343,7 +343,7 @@ func (w *opsWorker) exec(req OpsRequest) (OpsReply, *opsWait) {
 			return OpsReply{Err: err.Error()}, nil
 		}
 		wt := &opsWait{what: "local_ready", timeout: timeout, deadline: time.Now().Add(timeout),
-			check: func() bool { return localReady(w.plane, w.cfg.WriteNode, 0) }}
+			check: func() bool { return w.plane.LocalReady(w.cfg.WriteNode, 0) }}
 		if req.Command == "wait-drained" {
 			wt.what, wt.check = "local_drained", w.drained
 		}
@@ -403,18 +403,6 @@ func (w *opsWorker) observer() (ObserverStatus, error) {
 	return st, nil
 }
 
-// localReady is the local readiness of docs/operations.md#starcite-ops: a
-// write node's consensus probe (maxAge 0 forces a fresh one), a router
-// node's reach of every group. An operator's drain does not change it, so a
-// drained node can be waited for after a restart, before it is undrained.
-func localReady(p *dataplane.Plane, writeNode bool, maxAge time.Duration) bool {
-	if !writeNode {
-		return p.Reachable()
-	}
-	rd := p.Raft().Readiness(maxAge)
-	return rd.Started && rd.Probe.Ready
-}
-
 // drained reports the wait-drained conditions of
 // docs/operations.md#starcite-ops — a write node, marked draining here, not
 // in the ready set, and seen draining by the observer of every visible node
@@ -464,24 +452,6 @@ func statusOf(st ObserverStatus, node string) string {
 		if n.Node == node {
 			return n.Status
 		}
-	}
-	return ""
-}
-
-// httpReadiness is what /health/ready answers (docs/api.md#readiness): ""
-// when ready, else the reason.
-func httpReadiness(p *dataplane.Plane, writeNode bool, rd dataplane.Readiness) string {
-	self := p.Self()
-	v := p.View()
-	switch {
-	case writeNode && v != nil && v.Draining[self]:
-		return "draining"
-	case writeNode && !rd.Probe.Ready:
-		return "raft_sync"
-	case writeNode && (v == nil || !v.Ready[self]):
-		return "observer_sync"
-	case !writeNode && !p.Reachable():
-		return "router_sync"
 	}
 	return ""
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"ergo.services/ergo/gen"
+
+	"starcite/dataplane"
 )
 
 // The answers of the ops actor's commands, rendered on the node: status
@@ -91,7 +93,7 @@ type archiveReport struct {
 func (w *opsWorker) status() OpsReply {
 	p := w.plane
 	pl := p.Placement()
-	rd := p.Raft().Readiness(readinessMaxAge)
+	rd := p.Raft().Readiness(dataplane.ReadinessMaxAge)
 	self := p.Self()
 	r := statusReport{
 		Node:                   self,
@@ -99,7 +101,7 @@ func (w *opsWorker) status() OpsReply {
 		UptimeSeconds:          w.Node().Uptime(),
 		LocalWriteNode:         w.cfg.WriteNode,
 		LocalMode:              "router_node",
-		LocalReady:             localReady(p, w.cfg.WriteNode, readinessMaxAge),
+		LocalReady:             p.LocalReady(w.cfg.WriteNode, dataplane.ReadinessMaxAge),
 		LocalDrained:           p.Draining(),
 		WriteNodes:             pl.Nodes(),
 		WriteReplicationFactor: len(pl.Replicas(0)),
@@ -118,7 +120,7 @@ func (w *opsWorker) status() OpsReply {
 	if w.cfg.WriteNode {
 		r.LocalMode = "write_node"
 	}
-	r.Readiness.Reason = httpReadiness(p, w.cfg.WriteNode, rd)
+	r.Readiness.Reason = p.NotReadyReason(w.cfg.WriteNode, rd)
 	r.Readiness.HTTPReady = r.Readiness.Reason == ""
 	if rd.Probe.FailingGroup >= 0 {
 		g := rd.Probe.FailingGroup

@@ -14,7 +14,6 @@ import (
 const (
 	reconcileInterval = 5 * time.Second // restart local replicas that stopped
 	probeInterval     = time.Second     // refresh readiness between requests
-	readinessMaxAge   = 3 * time.Second // a cached probe is reused this long
 	// leaderMovesPerRound bounds leader transfers per reconcile round: a
 	// transfer pauses the group for about one Raft round trip.
 	leaderMovesPerRound = 16
@@ -100,7 +99,7 @@ func (a *Raft) HandleMessage(from gen.PID, message any) error {
 }
 
 func (a *Raft) HandleInspect(from gen.PID, item ...string) map[string]string {
-	rd := a.raft.Readiness(readinessMaxAge)
+	rd := a.raft.Readiness(dataplane.ReadinessMaxAge)
 	return map[string]string{
 		"local_groups":  strconv.Itoa(len(a.raft.LocalGroups())),
 		"started":       strconv.FormatBool(rd.Started),

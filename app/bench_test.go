@@ -61,7 +61,7 @@ func TestDispatchOpenLoopPacesAndStops(t *testing.T) {
 		t.Errorf("%d items in 100 ms at 200/s, want 20", got)
 	}
 	for it := range out {
-		if early := it.due.Sub(time.Now()); early > 0 {
+		if early := time.Until(it.due); early > 0 {
 			t.Errorf("item %d handed out %v before its due time", it.k, early)
 		}
 	}

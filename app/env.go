@@ -96,19 +96,6 @@ func (e *env) boolean(name string, def bool) bool {
 	return def
 }
 
-func (e *env) float(name string, def, lo, hi float64) float64 {
-	v, ok := e.raw(name)
-	if !ok {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < lo || f > hi {
-		e.fail(name, v, fmt.Sprintf("expected a number between %g and %g", lo, hi))
-		return def
-	}
-	return f
-}
-
 // size reads a byte size: digits and an optional unit (B, K, KB, KiB, M,
 // MB, MiB, G, GB, GiB, T, TB, TiB; 1024-based, any case). No unit means
 // MiB; zero is invalid (docs/operations.md#configuration).

@@ -1,10 +1,12 @@
 // Command starcite is the Starcite server and its operator tools, one
 // binary per node:
 //
-//	starcite [server]   run a node, configured by environment variables
-//	starcite ops ...    operator commands (status, drain, wait-ready, ...)
-//	starcite shell      remote shell into a live node's actors
-//	starcite version    print the version
+//	starcite [server]     run a node, configured by environment variables
+//	starcite ops ...      operator commands (status, drain, wait-ready, ...)
+//	starcite shell        remote shell into a live node's actors
+//	starcite healthcheck  probe the local node over HTTP (container HEALTHCHECK)
+//	starcite bench ...    benchmark a node or the local cluster
+//	starcite version      print the version
 package main
 
 import (
@@ -21,34 +23,47 @@ func main() {
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
 	}
-	switch cmd {
-	case "server":
-		os.Exit(serve())
-	case "bench":
-		os.Exit(runBench(os.Args[2:]))
-	case "healthcheck":
-		os.Exit(healthcheck(os.Args[2:]))
-	case "ops":
-		os.Exit(opsMain(os.Args[2:]))
-	case "shell":
-		os.Exit(shellMain(os.Args[2:]))
-	case "version", "--version", "-v":
-		fmt.Println("starcite", version)
-	case "help", "--help", "-h":
-		fmt.Println(usage)
-	default:
-		fmt.Fprintf(os.Stderr, "starcite: unknown command %q\n\n%s\n", cmd, usage)
-		os.Exit(2)
+	os.Exit(run(cmd, os.Args[min(2, len(os.Args)):]))
+}
+
+// commands are what `starcite <command>` dispatches to; usage names each
+// of them (TestUsageNamesEveryCommand).
+var commands = map[string]func(args []string) int{
+	"server":      func([]string) int { return serve() },
+	"ops":         opsMain,
+	"shell":       shellMain,
+	"healthcheck": healthcheck,
+	"bench":       runBench,
+	"version":     func([]string) int { fmt.Println("starcite", version); return 0 },
+	"help":        func([]string) int { fmt.Println(usage); return 0 },
+}
+
+// aliases are the flag spellings of commands.
+var aliases = map[string]string{"--version": "version", "-v": "version", "--help": "help", "-h": "help"}
+
+// run dispatches one command and returns its exit code.
+func run(cmd string, args []string) int {
+	if a, ok := aliases[cmd]; ok {
+		cmd = a
 	}
+	f, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "starcite: unknown command %q\n\n%s\n", cmd, usage)
+		return 2
+	}
+	return f(args)
 }
 
 const usage = `usage: starcite [command]
 
 commands:
-  server    run a node (default); configured by environment variables
-  ops       operator commands against a running node (starcite ops help)
-  shell     remote shell into a running node's actors (starcite shell -c help)
-  version   print the version`
+  server       run a node (default); configured by environment variables
+  ops          operator commands against a running node (starcite ops help)
+  shell        remote shell into a running node's actors (starcite shell -c help)
+  healthcheck  probe this machine's node over HTTP, for a container HEALTHCHECK
+  bench        benchmark a node or the local cluster (starcite bench -h)
+  version      print the version
+  help         print this text`
 
 func serve() int {
 	// Validate before re-executing in the data directory: the re-executed

@@ -11,12 +11,6 @@ import (
 	"starcite/fsm"
 )
 
-// IsLeader reports whether this node's replica leads group.
-func (p *Plane) IsLeader(group int) bool {
-	leader, _, ok := p.raft.Leader(group)
-	return ok && leader == p.raft.cfg.Self
-}
-
 // Pending returns the unarchived events of a local group, for the
 // archiver: up to maxSessions sessions after the id `after`, up to
 // maxEvents oldest events each.

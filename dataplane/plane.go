@@ -83,6 +83,15 @@ func (p *Plane) Raft() *Raft { return p.raft }
 // Placement returns the session → group → replicas map.
 func (p *Plane) Placement() *Placement { return p.placement }
 
+// Self is this node's name.
+func (p *Plane) Self() string { return p.raft.cfg.Self }
+
+// IsLeader reports whether this node's replica leads group.
+func (p *Plane) IsLeader(group int) bool {
+	leader, _, ok := p.raft.Leader(group)
+	return ok && leader == p.raft.cfg.Self
+}
+
 // Create commits a new session. ErrSessionExists when the id is taken.
 func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
 	group := p.placement.Group(c.Session.ID)

@@ -139,6 +139,13 @@ func (p *Plane) PublishView(v *View) { p.view.Store(v) }
 // View returns the observer's current view (nil before it runs).
 func (p *Plane) View() *View { return p.view.Load() }
 
+// Draining reports whether an operator drained this node: it then routes
+// its own traffic to the other replicas and closes its tails.
+func (p *Plane) Draining() bool {
+	v := p.View()
+	return v != nil && v.Draining[p.raft.cfg.Self]
+}
+
 // SetForwarder connects the plane to the other nodes.
 func (p *Plane) SetForwarder(f Forwarder) { p.forwarder.Store(&f) }
 

@@ -1,9 +1,6 @@
 package edge
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // apiError is an error the API returns: an HTTP status and the
 // {"error": code, "message": message} body of docs/api.md#error-catalogue.
@@ -54,12 +51,3 @@ var (
 	errNotFound               = &apiError{404, "not_found", ""}
 	errInternalServer         = &apiError{500, "internal_server_error", ""}
 )
-
-// asAPIError returns err as an apiError, or nil when it is not one.
-func asAPIError(err error) *apiError {
-	var e *apiError
-	if errors.As(err, &e) {
-		return e
-	}
-	return nil
-}

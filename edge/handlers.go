@@ -265,37 +265,22 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusOK, append(b, '}'))
 }
 
-// readinessMaxAge: /health/ready reuses a consensus probe this young.
-const readinessMaxAge = 3 * time.Second
-
-// ready: GET /health/ready (docs/api.md#readiness). A write node is ready
-// when an operator has not drained it, every local group has a leader, and
-// its observer lists it as ready; a router node when every group has a
-// ready replica to route to.
+// ready: GET /health/ready (docs/api.md#readiness), by the readiness
+// rule of dataplane.Plane.NotReadyReason.
 func (s *Server) ready(ctx *fasthttp.RequestCtx, _ string) {
 	mode := "router_node"
 	if s.cfg.WriteNode {
 		mode = "write_node"
 	}
-	v := s.plane.View()
-	rd := s.plane.Raft().Readiness(readinessMaxAge)
-	var reason string
-	switch {
-	case s.cfg.WriteNode && v != nil && v.Draining[s.cfg.Node]:
-		reason = "draining"
-	case s.cfg.WriteNode && !rd.Probe.Ready:
-		reason = "raft_sync"
-	case s.cfg.WriteNode && (v == nil || !v.Ready[s.cfg.Node]):
-		reason = "observer_sync"
-	case !s.cfg.WriteNode && !s.plane.Reachable():
-		reason = "router_sync"
-	default:
+	rd := s.plane.Raft().Readiness(dataplane.ReadinessMaxAge)
+	reason := s.plane.NotReadyReason(s.cfg.WriteNode, rd)
+	if reason == "" {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok","mode":"`+mode+`"}`))
 		return
 	}
 	b := make([]byte, 0, 320)
 	b = append(b, `{"status":"starting","mode":"`+mode+`","reason":"`+reason+`"`...)
-	if reason == "raft_sync" || reason == "router_sync" {
+	if reason == dataplane.NotReadyRaftSync || reason == dataplane.NotReadyRouterSync {
 		b = appendReadinessDetail(b, rd, mode)
 	}
 	writeJSON(ctx, fasthttp.StatusServiceUnavailable, append(b, '}'))
@@ -314,7 +299,7 @@ func appendReadinessDetail(b []byte, rd dataplane.Readiness, mode string) []byte
 	b = strconv.AppendBool(b, rd.Probe.Ready)
 	b = append(b, `,"consensus_probe_fresh?":`...)
 	age := time.Since(rd.At)
-	b = strconv.AppendBool(b, rd.Started && age < readinessMaxAge)
+	b = strconv.AppendBool(b, rd.Started && age < dataplane.ReadinessMaxAge)
 	b = append(b, `,"consensus_probe_age_ms":`...)
 	if rd.Started {
 		b = strconv.AppendInt(b, age.Milliseconds(), 10)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
-	"starcite/fsm/jsonc"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/maypok86/otter/v2"
 	"github.com/valyala/fasthttp"
+
+	"starcite/fsm/jsonc"
 )
 
 // JWTConfig configures STARCITE_AUTH_MODE=jwt (docs/api.md#authentication,

@@ -3,7 +3,7 @@
 // (docs/decisions.md#d39):
 //
 //	starcite (application, permanent: its end stops the node)
-//	├─ control_plane (one_for_one) discovery, observer (→ one peer watcher per write node)
+//	├─ control_plane (one_for_one) discovery, observer (→ one peer watcher per write node), ops
 //	├─ data_plane (rest_for_one)  raft → router → fanout → archiver
 //	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket), http
 //

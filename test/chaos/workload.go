@@ -316,7 +316,6 @@ type producerState struct {
 	variant int
 	payload json.RawMessage
 	tainted bool // an attempt with this content had an ambiguous outcome
-	lastOK  []byte
 }
 
 var conflictRe = regexp.MustCompile(`expected seq (\d+), got (\d+)`)

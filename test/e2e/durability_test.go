@@ -14,6 +14,7 @@ import (
 
 // TestKillRestartKeepsAcknowledgedEvents: every append acknowledged before
 // a kill -9 reads back after restart with the same seq and the same bytes;
+// the same after a graceful stop (SIGTERM: the process exits 0 in time);
 // then the same once enough entries were applied to force Raft snapshots
 // and log compaction.
 func TestKillRestartKeepsAcknowledgedEvents(t *testing.T) {
@@ -80,6 +81,10 @@ func TestKillRestartKeepsAcknowledgedEvents(t *testing.T) {
 	n.Start()
 	n.WaitReady(60e9)
 	check("after kill -9")
+	n.Stop()
+	n.Start()
+	n.WaitReady(60e9)
+	check("after SIGTERM")
 
 	appendAll(1200, 51) // 4 sessions x 1200 appends over 2 groups: > 2048 entries each
 	acked = readAll()

@@ -6,18 +6,8 @@ import (
 	"starcite/fsm"
 )
 
-// What the ops actor reads and does (`starcite ops`, `starcite shell`):
-// nothing here is on the request path.
-
-// Self is this node's name.
-func (p *Plane) Self() string { return p.raft.cfg.Self }
-
-// Draining reports whether an operator drained this node: it then routes
-// its own traffic to the other replicas and closes its tails.
-func (p *Plane) Draining() bool {
-	v := p.View()
-	return v != nil && v.Draining[p.raft.cfg.Self]
-}
+// What the ops actor reads about local replicas (`starcite ops status`,
+// `starcite shell`): nothing here is on the request path.
 
 // GroupStatus is a local replica of a group as an operator sees it.
 type GroupStatus struct {
@@ -81,16 +71,4 @@ func (p *Plane) checkLocal(group int) error {
 		return fmt.Errorf("group %d has no replica on %s (replicas: %v)", group, p.raft.cfg.Self, p.placement.Replicas(group))
 	}
 	return nil
-}
-
-// TransferLeader asks the local replica of group, when it leads, to hand
-// leadership to node. A drained node moves its leaderships away, so that
-// stopping it costs no election. Asynchronous: Dragonboat ignores it when
-// this replica does not lead or node is not a caught-up member.
-func (r *Raft) TransferLeader(group int, node string) error {
-	id := r.cfg.Placement.ReplicaID(node)
-	if id == 0 || !r.cfg.Placement.Holds(node, group) {
-		return fmt.Errorf("%s holds no replica of group %d", node, group)
-	}
-	return r.nh.RequestLeaderTransfer(shardID(group), id)
 }

@@ -221,55 +221,6 @@ func (r *Raft) HotBytes() int64 { return r.hot.Bytes.Load() }
 // HotEvents is the number of unarchived events over all local replicas.
 func (r *Raft) HotEvents() int64 { return r.hot.Events.Load() }
 
-// Probe is a readiness check of the local replicas.
-type Probe struct {
-	Ready         bool
-	CheckedGroups int
-	FailingGroup  int // -1 when none
-	Result        string
-}
-
-// Probe checks that every local group has a known leader.
-func (r *Raft) Probe() Probe {
-	for i, g := range r.local {
-		if _, _, ok := r.Leader(g); !ok {
-			res := "leader_unknown"
-			if _, err := r.nh.GetNodeUser(shardID(g)); err != nil {
-				res = "local_group_down"
-			}
-			return Probe{CheckedGroups: i, FailingGroup: g, Result: res}
-		}
-	}
-	return Probe{Ready: true, CheckedGroups: len(r.local), FailingGroup: -1, Result: "ok"}
-}
-
-// MarkStarted records that bootstrap started every local replica.
-func (r *Raft) MarkStarted() { r.started.Store(true) }
-
-// Readiness is the consensus readiness of this node.
-type Readiness struct {
-	Started bool // bootstrap has started every local replica
-	Probe   Probe
-	At      time.Time // when Probe ran
-}
-
-// Readiness returns the last probe when it is younger than maxAge, else
-// runs a fresh one (cheap: one leader lookup per local group).
-func (r *Raft) Readiness(maxAge time.Duration) Readiness {
-	if !r.started.Load() {
-		return Readiness{Probe: Probe{FailingGroup: -1, Result: "startup_sync"}}
-	}
-	if last := r.probe.Load(); last != nil && time.Since(last.At) < maxAge {
-		return *last
-	}
-	rd := &Readiness{Started: true, Probe: r.Probe(), At: time.Now()}
-	r.probe.Store(rd)
-	return *rd
-}
-
-// InvalidateReadiness drops the cached probe (a leader changed).
-func (r *Raft) InvalidateReadiness() { r.probe.Store(nil) }
-
 // Close stops every replica and the NodeHost.
 func (r *Raft) Close() {
 	if r.closed.CompareAndSwap(false, true) {
@@ -325,4 +276,16 @@ func (l *slogLogger) Panicf(f string, a ...any) {
 	msg := fmt.Sprintf(f, a...)
 	slog.Error(msg, "component", "raft/"+l.pkg)
 	panic(msg)
+}
+
+// TransferLeader asks the local replica of group, when it leads, to hand
+// leadership to node. A drained node moves its leaderships away, so that
+// stopping it costs no election. Asynchronous: Dragonboat ignores it when
+// this replica does not lead or node is not a caught-up member.
+func (r *Raft) TransferLeader(group int, node string) error {
+	id := r.cfg.Placement.ReplicaID(node)
+	if id == 0 || !r.cfg.Placement.Holds(node, group) {
+		return fmt.Errorf("%s holds no replica of group %d", node, group)
+	}
+	return r.nh.RequestLeaderTransfer(shardID(group), id)
 }
