@@ -84,7 +84,7 @@ staticcheck: $(STATICCHECK)
 FUZZTIME    ?= 10s
 FUZZTIME_CI ?= 5s
 FUZZ_TARGETS := \
-	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/jsonc/:FuzzJSONC \
+	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/:FuzzParseHeader ./fsm/jsonc/:FuzzJSONC \
 	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
 	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery \
 	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken

@@ -3,6 +3,7 @@ package actors
 import (
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"ergo.services/ergo/act"
 	"ergo.services/ergo/gen"
@@ -52,14 +53,15 @@ type (
 // received them through went down): it re-reads from its cursor.
 type resync struct{}
 
-// committed carries the commits of one applied batch from the state
-// machine to the fan-out actor.
+// committed carries the commits and header changes of one applied batch
+// from the state machine to the fan-out actor.
 type committed struct {
 	group   uint64
 	commits []fsm.Commit
+	changes []fsm.Change
 }
 
-// Notifier hands a replica's commits to the fan-out actor. It implements
+// Notifier hands a replica's commits and changes to the fan-out actor. It implements
 // fsm.Notifier and runs on Dragonboat's apply goroutine, so it only sends
 // one local message per applied batch.
 type Notifier struct {
@@ -70,14 +72,15 @@ type Notifier struct {
 func (n *Notifier) SetNode(node gen.Node) { n.node.Store(&node) }
 
 // Committed implements fsm.Notifier.
-func (n *Notifier) Committed(group uint64, commits []fsm.Commit) {
+func (n *Notifier) Committed(group uint64, out fsm.Output) {
 	if node := n.node.Load(); node != nil {
-		(*node).Send(FanoutName, committed{group: group, commits: commits})
+		(*node).Send(FanoutName, committed{group: group, commits: out.Commits, changes: out.Changes})
 	}
 }
 
 // Fanout delivers committed events to the TailSockets of their session on
-// this node. Every replica applies every commit in log order, so a node
+// this node, and committed header changes to lifecycle subscribers
+// (lifecycle_feed.go). Every replica applies every commit in log order, so a node
 // holding a replica of the session's group sees each event exactly once
 // and in order; local sends preserve that order up to the socket. A node
 // without such a replica subscribes through a node with one and receives
@@ -92,6 +95,12 @@ type Fanout struct {
 	remote    map[string]map[string]struct{} // session → nodes fed by us
 	monitored map[string]bool
 	delivered uint64
+
+	lifecycle     map[gen.PID]string          // lifecycle subscriber → tenant ("" = all)
+	lifeVia       map[int]string              // group → node whose fan-out feeds us its changes
+	lifeOut       map[int]map[string]struct{} // group → nodes we feed its changes
+	since         int64                       // start (Unix µs): older changes are re-applied ones
+	refeedPending bool
 }
 
 // NewFanout returns the factory of the fan-out actor.
@@ -105,6 +114,10 @@ func (a *Fanout) Init(args ...any) error {
 	a.via = map[string]string{}
 	a.remote = map[string]map[string]struct{}{}
 	a.monitored = map[string]bool{}
+	a.lifecycle = map[gen.PID]string{}
+	a.lifeVia = map[int]string{}
+	a.lifeOut = map[int]map[string]struct{}{}
+	a.since = time.Now().UnixMicro()
 	return nil
 }
 
@@ -148,8 +161,14 @@ func (a *Fanout) deliver(u CursorUpdate) {
 }
 
 func (a *Fanout) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
+	if s, ok := request.(SubscribeLifecycle); ok {
+		if err := a.subscribeLifecycle(s); err != nil {
+			return err, nil
+		}
+		return true, nil
+	}
 	if s, ok := request.(Subscribe); ok {
-		if _, dup := a.sessionOf[s.PID]; !dup {
+		if !a.monitoring(s.PID) {
 			// A monitor unsubscribes the socket however it ends.
 			if err := a.MonitorPID(s.PID); err != nil {
 				return err, nil
@@ -170,6 +189,9 @@ func (a *Fanout) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error)
 }
 
 func (a *Fanout) HandleMessage(from gen.PID, message any) error {
+	if a.handleLifecycle(message) {
+		return nil
+	}
 	switch m := message.(type) {
 	case committed:
 		for _, c := range m.commits {
@@ -181,6 +203,7 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 				a.Send(gen.ProcessID{Name: FanoutName, Node: gen.Atom(node)}, remoteCursor{Update: u})
 			}
 		}
+		a.publishChanges(m.group, m.changes)
 	case remoteCursor:
 		a.deliver(m.Update)
 	case remoteSubscribe:
@@ -200,6 +223,7 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 			}
 		}
 	case gen.MessageDownPID:
+		delete(a.lifecycle, m.PID)
 		if id, ok := a.sessionOf[m.PID]; ok {
 			delete(a.sessionOf, m.PID)
 			if set := a.subs[id]; set != nil {
@@ -218,6 +242,7 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 	case gen.MessageDownNode:
 		node := string(m.Name)
 		delete(a.monitored, node)
+		a.lifecycleNodeDown(node)
 		for id, set := range a.remote {
 			delete(set, node)
 			if len(set) == 0 {
@@ -242,10 +267,13 @@ func (a *Fanout) HandleMessage(from gen.PID, message any) error {
 
 func (a *Fanout) HandleInspect(from gen.PID, item ...string) map[string]string {
 	return map[string]string{
-		"remote_feeds_in":   strconv.Itoa(len(a.via)),
-		"remote_feeds_out":  strconv.Itoa(len(a.remote)),
-		"sessions":          strconv.Itoa(len(a.subs)),
-		"sockets":           strconv.Itoa(len(a.sessionOf)),
-		"updates_delivered": strconv.FormatUint(a.delivered, 10),
+		"lifecycle_subscribers": strconv.Itoa(len(a.lifecycle)),
+		"lifecycle_feeds_in":    strconv.Itoa(len(a.lifeVia)),
+		"lifecycle_feeds_out":   strconv.Itoa(len(a.lifeOut)),
+		"remote_feeds_in":       strconv.Itoa(len(a.via)),
+		"remote_feeds_out":      strconv.Itoa(len(a.remote)),
+		"sessions":              strconv.Itoa(len(a.subs)),
+		"sockets":               strconv.Itoa(len(a.sessionOf)),
+		"updates_delivered":     strconv.FormatUint(a.delivered, 10),
 	}
 }

@@ -22,6 +22,7 @@ func init() {
 		dataplane.ProposeRequest{}, dataplane.ProposeReply{},
 		dataplane.ReadRequest{}, dataplane.ReadReply{},
 		CursorUpdate{}, remoteSubscribe{}, remoteUnsubscribe{}, remoteCursor{},
+		remoteLifecycleSubscribe{}, remoteChange{},
 		ping{}, DrainMark{}, pong{},
 		StatusRequest{}, NodeStatus{}, ObserverStatus{}, OpsRequest{}, OpsReply{},
 	} {

@@ -92,7 +92,8 @@ func CatalogueEntry(s fsm.SessionInfo) archive.Session {
 }
 
 func sessionFromCatalogue(e archive.Session) fsm.SessionInfo {
-	s := fsm.SessionInfo{ID: e.ID, TenantID: e.TenantID, Title: e.Title, Metadata: e.Metadata, CreatedAt: e.CreatedAt}
+	s := fsm.SessionInfo{Header: fsm.Header{ID: e.ID, TenantID: e.TenantID, Title: e.Title, Metadata: e.Metadata,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt, Version: 1}}
 	if e.Creator != nil {
 		s.Creator = fsm.Principal{TenantID: e.Creator.TenantID, ID: e.Creator.ID, Type: e.Creator.Type}
 	}

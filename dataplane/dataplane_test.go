@@ -171,7 +171,7 @@ func TestBatcherCaps(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	p := startPlane(t)
 	ctx := context.Background()
-	if err := p.Create(ctx, &fsm.CreateSession{RequestID: 1, Session: fsm.SessionInfo{ID: "s", TenantID: "t", Metadata: []byte("{}")}}); err != nil {
+	if err := p.Create(ctx, &fsm.CreateSession{RequestID: 1, Header: fsm.Header{ID: "s", TenantID: "t", Metadata: []byte("{}")}}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 200

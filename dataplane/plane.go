@@ -94,20 +94,22 @@ func (p *Plane) IsLeader(group int) bool {
 
 // Create commits a new session. ErrSessionExists when the id is taken.
 func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
-	group := p.placement.Group(c.Session.ID)
+	group := p.placement.Group(c.Header.ID)
 	res, err := p.propose(ctx, group, fsm.EncodeCreateSession(c))
 	if err != nil {
-		return fmt.Errorf("create session %q: %w", c.Session.ID, err)
+		return fmt.Errorf("create session %q: %w", c.Header.ID, err)
 	}
 	switch fsm.Status(res.Value) {
 	case fsm.StatusOK:
-		p.cacheSession(c.Session)
-		p.catalogue(c.Session)
+		s := fsm.SessionInfo{Header: c.Header}
+		s.UpdatedAt, s.Version = s.CreatedAt, 1
+		p.cacheSession(s)
+		p.catalogue(s)
 		return nil
 	case fsm.StatusSessionExists:
 		return ErrSessionExists
 	default:
-		return fmt.Errorf("create session %q: %w: %v", c.Session.ID, ErrInternal, fsm.Status(res.Value))
+		return fmt.Errorf("create session %q: %w: %v", c.Header.ID, ErrInternal, fsm.Status(res.Value))
 	}
 }
 

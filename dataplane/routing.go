@@ -99,9 +99,13 @@ func toWire(s fsm.SessionInfo) SessionWire {
 	return w
 }
 
+// fromWire rebuilds what SessionWire carries: the header fields a session
+// is created with. The type stays as it is so that nodes of the previous
+// version still understand it (docs/decisions.md#d40).
 func fromWire(w SessionWire) fsm.SessionInfo {
-	s := fsm.SessionInfo{ID: w.ID, TenantID: w.TenantID, Creator: fsm.Principal{TenantID: w.CreatorTenant, ID: w.CreatorID,
-		Type: w.CreatorType}, Metadata: w.Metadata, CreatedAt: w.CreatedAt, LastSeq: w.LastSeq, ArchivedSeq: w.ArchivedSeq}
+	s := fsm.SessionInfo{Header: fsm.Header{ID: w.ID, TenantID: w.TenantID, Creator: fsm.Principal{TenantID: w.CreatorTenant,
+		ID: w.CreatorID, Type: w.CreatorType}, Metadata: w.Metadata, CreatedAt: w.CreatedAt}, LastSeq: w.LastSeq,
+		ArchivedSeq: w.ArchivedSeq}
 	if w.HasTitle {
 		t := w.Title
 		s.Title = &t

@@ -66,12 +66,13 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, _ string) {
 		writeError(ctx, errInvalidMetadata)
 		return
 	}
-	info := fsm.SessionInfo{ID: id, TenantID: p.TenantID, Title: body.Title,
+	h := fsm.Header{ID: id, TenantID: p.TenantID, Title: body.Title,
 		Creator: fsm.Principal{TenantID: p.TenantID, ID: p.ID, Type: p.Type}, Metadata: body.Metadata,
 		CreatedAt: nowMicro()}
+	info := fsm.SessionInfo{Header: h}
 	rctx, cancel := requestContext()
 	defer cancel()
-	if err := s.plane.Create(rctx, &fsm.CreateSession{RequestID: requestID(), Session: info}); err != nil {
+	if err := s.plane.Create(rctx, &fsm.CreateSession{RequestID: requestID(), Header: h}); err != nil {
 		writeError(ctx, s.dataError(ctx, err))
 		return
 	}

@@ -47,6 +47,14 @@ func (e *encoder) optUvarint(v *uint64) {
 
 func (e *encoder) hash(h [32]byte) { e.b = append(e.b, h[:]...) }
 
+func (e *encoder) bool(v bool) {
+	if v {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
+
 // decoder reads what encoder wrote. The first problem sticks in err and
 // every later read returns a zero value, so callers check err once.
 type decoder struct {
@@ -153,6 +161,18 @@ func (d *decoder) optUvarint() *uint64 {
 	default:
 		d.fail()
 		return nil
+	}
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		d.fail()
+		return false
 	}
 }
 

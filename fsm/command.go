@@ -8,32 +8,42 @@ const (
 	kindAppendEvent   byte = 2
 	kindAppendEvents  byte = 3
 	kindAckArchived   byte = 4
+	kindUpdateSession byte = 5
+	kindSetArchived   byte = 6
 )
 
-// Principal is the creator of a session: {tenant_id, id, type}.
-type Principal struct {
-	TenantID string
-	ID       string
-	Type     string
-}
-
-// SessionInfo is what a session is, as reads return it.
-type SessionInfo struct {
-	ID          string
-	TenantID    string
-	Title       *string
-	Creator     Principal
-	Metadata    []byte // canonical JSON object
-	CreatedAt   int64  // Unix microseconds, stamped by the proposer
-	LastSeq     uint64
-	ArchivedSeq uint64
-}
-
 // CreateSession registers a session. RequestID identifies the HTTP request
-// so that a retry after an ambiguous timeout is recognised as ours.
+// so that a retry after an ambiguous timeout is recognised as ours. The
+// state machine sets UpdatedAt = CreatedAt, Version 1 and Archived false.
 type CreateSession struct {
 	RequestID uint64
-	Session   SessionInfo // LastSeq and ArchivedSeq are ignored
+	Header    Header
+}
+
+// UpdateSession changes a session's title and/or metadata (PATCH): the
+// title is replaced when SetTitle, Metadata (a canonical JSON object) is
+// merged shallowly into the stored metadata when non-nil. With
+// ExpectedVersion set the update applies only if the session's version is
+// that one (compare-and-set). Every update increments the version. At is
+// the proposer's clock (Unix microseconds); RequestID recognises our own
+// retry of the same update.
+type UpdateSession struct {
+	RequestID       uint64
+	SessionID       string
+	At              int64
+	SetTitle        bool
+	Title           *string
+	Metadata        []byte
+	ExpectedVersion *uint64
+}
+
+// SetArchived sets a session's archived flag (archive / unarchive). Setting
+// the value it already has changes nothing.
+type SetArchived struct {
+	RequestID uint64
+	SessionID string
+	At        int64
+	Archived  bool
 }
 
 // AppendEvent appends one event. Body is the event object after its seq
@@ -56,10 +66,10 @@ type ArchiveMark struct {
 
 // EncodeCreateSession returns the Raft entry for c.
 func EncodeCreateSession(c *CreateSession) []byte {
-	e := encoder{b: make([]byte, 0, 128+len(c.Session.Metadata))}
+	e := encoder{b: make([]byte, 0, 128+len(c.Header.Metadata))}
 	e.byte(kindCreateSession)
 	e.uvarint(c.RequestID)
-	s := &c.Session
+	s := &c.Header
 	e.string(s.ID)
 	e.string(s.TenantID)
 	e.optString(s.Title)
@@ -120,7 +130,7 @@ func EncodeAckArchived(marks []ArchiveMark) []byte {
 func decodeCreateSession(d *decoder) CreateSession {
 	var c CreateSession
 	c.RequestID = d.uvarint()
-	s := &c.Session
+	s := &c.Header
 	s.ID = d.string()
 	s.TenantID = d.string()
 	s.Title = d.optString()
@@ -130,6 +140,57 @@ func decodeCreateSession(d *decoder) CreateSession {
 	s.Metadata = d.bytes()
 	s.CreatedAt = d.varint()
 	return c
+}
+
+// EncodeUpdateSession returns the Raft entry for u.
+func EncodeUpdateSession(u *UpdateSession) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(u.SessionID)+len(u.Metadata))}
+	e.byte(kindUpdateSession)
+	e.uvarint(u.RequestID)
+	e.string(u.SessionID)
+	e.varint(u.At)
+	e.bool(u.SetTitle)
+	e.optString(u.Title)
+	e.bool(u.Metadata != nil)
+	if u.Metadata != nil {
+		e.bytes(u.Metadata)
+	}
+	e.optUvarint(u.ExpectedVersion)
+	return e.b
+}
+
+func decodeUpdateSession(d *decoder) UpdateSession {
+	var u UpdateSession
+	u.RequestID = d.uvarint()
+	u.SessionID = d.string()
+	u.At = d.varint()
+	u.SetTitle = d.bool()
+	u.Title = d.optString()
+	if d.bool() {
+		u.Metadata = d.view() // merged into a new value; the entry is not retained
+	}
+	u.ExpectedVersion = d.optUvarint()
+	return u
+}
+
+// EncodeSetArchived returns the Raft entry for a.
+func EncodeSetArchived(a *SetArchived) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(a.SessionID))}
+	e.byte(kindSetArchived)
+	e.uvarint(a.RequestID)
+	e.string(a.SessionID)
+	e.varint(a.At)
+	e.bool(a.Archived)
+	return e.b
+}
+
+func decodeSetArchived(d *decoder) SetArchived {
+	var a SetArchived
+	a.RequestID = d.uvarint()
+	a.SessionID = d.string()
+	a.At = d.varint()
+	a.Archived = d.bool()
+	return a
 }
 
 func decodeAppend(d *decoder) AppendEvent {
@@ -157,6 +218,12 @@ const (
 	StatusProducerSeqConflict    // Expected = next producer_seq, Actual = producer_seq sent
 	StatusProducerReplayConflict // same producer_seq as the last append, different content
 	StatusMalformed              // the entry did not decode; nothing changed
+	// StatusExpectedVersionConflict: an update's expected version is not
+	// the session's (HeaderResult.Expected / Current).
+	StatusExpectedVersionConflict
+	// StatusMetadataTooLarge: the merged metadata would exceed
+	// MaxMetadataBytes; nothing changed.
+	StatusMetadataTooLarge
 )
 
 func (s Status) String() string {
@@ -177,6 +244,10 @@ func (s Status) String() string {
 		return "producer_replay_conflict"
 	case StatusMalformed:
 		return "malformed"
+	case StatusExpectedVersionConflict:
+		return "expected_version_conflict"
+	case StatusMetadataTooLarge:
+		return "metadata_too_large"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -224,4 +295,48 @@ func DecodeAppendResults(data []byte) ([]AppendResult, error) {
 		return nil, fmt.Errorf("decode append results: %w", d.err)
 	}
 	return rs, nil
+}
+
+// HeaderResult is the outcome of an update or archive command.
+type HeaderResult struct {
+	Status   Status
+	Session  SessionInfo // the session after the command (Status OK)
+	Changed  bool        // the header changed (false for a repeat or a retry)
+	Expected uint64      // expected_version conflict: the version the client expected
+	Current  uint64      // expected_version conflict: the session's version
+}
+
+func encodeHeaderResult(r *HeaderResult) []byte {
+	e := encoder{}
+	e.byte(byte(r.Status))
+	e.bool(r.Changed)
+	e.uvarint(r.Expected)
+	e.uvarint(r.Current)
+	ok := r.Status == StatusOK
+	e.bool(ok)
+	if ok {
+		e.header(&r.Session.Header)
+		e.uvarint(r.Session.LastSeq)
+		e.uvarint(r.Session.ArchivedSeq)
+	}
+	return e.b
+}
+
+// DecodeHeaderResult reads the outcome of an update_session or
+// set_archived entry from its result data.
+func DecodeHeaderResult(data []byte) (HeaderResult, error) {
+	d := decoder{b: data}
+	r := HeaderResult{Status: Status(d.byte()), Changed: d.bool(), Expected: d.uvarint(), Current: d.uvarint()}
+	if d.bool() {
+		r.Session.Header = d.header()
+		r.Session.LastSeq = d.uvarint()
+		r.Session.ArchivedSeq = d.uvarint()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	if d.err != nil {
+		return HeaderResult{}, fmt.Errorf("decode header result: %w", d.err)
+	}
+	return r, nil
 }

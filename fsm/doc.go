@@ -17,6 +17,14 @@
 //	append_event    producer dedupe, expected_seq, seq assignment
 //	append_events   a batch of appends committed as one Raft entry (group commit)
 //	ack_archived    the archive holds events up to a seq: evict them from the hot tier
+//	update_session  PATCH: title, shallow metadata merge, compare-and-set on the version
+//	set_archived    archive / unarchive: the list-visibility flag
+//
+// A session is its Header (header.go: the descriptive record, encoded
+// whole by AppendHeader), its counters and producer cursors, and its hot
+// events; snapshots write the first three before the events, so a session
+// without hot events is fully described by them. Applied commands report
+// the events and header changes they committed (Output) to the Notifier.
 //
 // StateMachine adapts State to Dragonboat's IConcurrentStateMachine and
 // reports committed events to a Notifier (the cursor fan-out). Neighbours:

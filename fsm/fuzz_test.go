@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"math/rand"
+	"os"
 	"testing"
 )
 
@@ -14,10 +15,12 @@ func FuzzApply(f *testing.F) {
 	f.Add(EncodeAppendEvents([]AppendEvent{appendCmd("s1", content("p", 1, "x"), u64(0), 0)}))
 	f.Add(EncodeAckArchived([]ArchiveMark{{SessionID: "s1", Seq: 1}}))
 	f.Add([]byte{kindAppendEvents, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(update("s1", 1, created+1, ptr("t"), true, `{"a":1}`, u64(1)))
+	f.Add(archive("s1", 1, created+1, true))
 	f.Fuzz(func(t *testing.T, cmd []byte) {
 		s := randomState(t, rand.New(rand.NewSource(7)), 60)
 		before := cloneState(t, s)
-		r, _ := s.Apply(cmd, nil)
+		r := s.Apply(cmd, nil)
 		if Status(r.Value) == StatusMalformed && !s.Equal(before) {
 			t.Fatal("malformed command changed the state")
 		}
@@ -64,10 +67,31 @@ func FuzzReadSnapshot(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Add([]byte(snapshotMagic + "\x01\x05hello"))
+	if v1, err := os.ReadFile("testdata/snapshot-v1.bin"); err == nil {
+		f.Add(v1)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ReadSnapshot(bytes.NewReader(b))
 		if err == nil {
 			checkInvariants(t, s)
+		}
+	})
+}
+
+// FuzzParseHeader: arbitrary bytes never crash the header decoder, and a
+// header it accepts survives a re-encoding unchanged.
+func FuzzParseHeader(f *testing.F) {
+	f.Add(AppendHeader(nil, &Header{ID: "s", TenantID: "t", Title: ptr("x"), Metadata: []byte(`{}`),
+		CreatedAt: 1, UpdatedAt: 2, Version: 3, Archived: true}))
+	f.Add([]byte{headerFormat, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ParseHeader(b)
+		if err != nil {
+			return
+		}
+		again, err := ParseHeader(AppendHeader(nil, &h))
+		if err != nil || !headersEqual(&again, &h) {
+			t.Fatalf("%+v does not survive re-encoding: %+v, %v", h, again, err)
 		}
 	})
 }

@@ -27,8 +27,9 @@ type State struct {
 
 type session struct {
 	info      SessionInfo
-	createReq uint64
-	meta      jsonc.Value // parsed Metadata, for list filters
+	createReq uint64      // request id of the create, to recognise its retry
+	changeReq uint64      // request id of the last header change, likewise
+	meta      jsonc.Value // parsed Metadata, for list filters and merges
 	// events holds seq ArchivedSeq+1 .. LastSeq in order. Elements are never
 	// written after being appended: eviction copies the rest to a new array,
 	// so a snapshot may keep reading an earlier slice header.
@@ -51,17 +52,30 @@ type Commit struct {
 	Event     Event
 }
 
+// Output collects, in commit order, what applied commands committed: the
+// events (for tails) and the header changes (for the lifecycle feed).
+type Output struct {
+	Commits []Commit
+	Changes []Change
+}
+
+// Empty reports whether nothing was committed.
+func (o *Output) Empty() bool { return len(o.Commits) == 0 && len(o.Changes) == 0 }
+
 // NewState returns an empty group state.
 func NewState() *State {
 	return &State{sessions: map[string]*session{}, pending: map[string]struct{}{}}
 }
 
-// Apply applies one encoded command. It returns the command's result and
-// appends every event the command committed to commits. A command that
-// does not decode changes nothing and yields StatusMalformed.
-func (s *State) Apply(cmd []byte, commits []Commit) (Result, []Commit) {
+// Apply applies one encoded command and returns its result. Committed
+// events and header changes are appended to out (which may be nil). A
+// command that does not decode changes nothing and yields StatusMalformed.
+func (s *State) Apply(cmd []byte, out *Output) Result {
+	if out == nil {
+		out = &Output{}
+	}
 	if len(cmd) == 0 {
-		return Result{Value: uint64(StatusMalformed)}, commits
+		return Result{Value: uint64(StatusMalformed)}
 	}
 	d := decoder{b: cmd[1:]}
 	switch cmd[0] {
@@ -70,15 +84,14 @@ func (s *State) Apply(cmd []byte, commits []Commit) (Result, []Commit) {
 		if d.err != nil || len(d.b) != 0 {
 			break
 		}
-		return Result{Value: uint64(s.createSession(&c))}, commits
+		return Result{Value: uint64(s.createSession(&c, out))}
 	case kindAppendEvent:
 		a := decodeAppend(&d)
 		if d.err != nil || len(d.b) != 0 {
 			break
 		}
-		var r AppendResult
-		r, commits = s.appendEvent(&a, commits)
-		return Result{Value: uint64(r.Status), Data: encodeAppendResults([]AppendResult{r})}, commits
+		r := s.appendEvent(&a, out)
+		return Result{Value: uint64(r.Status), Data: encodeAppendResults([]AppendResult{r})}
 	case kindAppendEvents:
 		// Decode the whole batch first: a malformed tail must not leave
 		// half of the batch applied.
@@ -92,9 +105,9 @@ func (s *State) Apply(cmd []byte, commits []Commit) (Result, []Commit) {
 		}
 		rs := make([]AppendResult, n)
 		for i := range as {
-			rs[i], commits = s.appendEvent(&as[i], commits)
+			rs[i] = s.appendEvent(&as[i], out)
 		}
-		return Result{Value: uint64(StatusOK), Data: encodeAppendResults(rs)}, commits
+		return Result{Value: uint64(StatusOK), Data: encodeAppendResults(rs)}
 	case kindAckArchived:
 		n := d.count(2)
 		marks := make([]ArchiveMark, n)
@@ -107,36 +120,133 @@ func (s *State) Apply(cmd []byte, commits []Commit) (Result, []Commit) {
 		for _, m := range marks {
 			s.ackArchived(m)
 		}
-		return Result{Value: uint64(StatusOK)}, commits
+		return Result{Value: uint64(StatusOK)}
+	case kindUpdateSession:
+		u := decodeUpdateSession(&d)
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		var patch jsonc.Value
+		if u.Metadata != nil {
+			v, err := jsonc.Parse(u.Metadata)
+			if err != nil || v.Kind != jsonc.Object {
+				break
+			}
+			patch = v
+		}
+		if !u.SetTitle && u.Metadata == nil {
+			break // the edge refuses an update that changes nothing
+		}
+		r := s.updateSession(&u, patch, out)
+		return Result{Value: uint64(r.Status), Data: encodeHeaderResult(&r)}
+	case kindSetArchived:
+		a := decodeSetArchived(&d)
+		if d.err != nil || len(d.b) != 0 {
+			break
+		}
+		r := s.setArchived(&a, out)
+		return Result{Value: uint64(r.Status), Data: encodeHeaderResult(&r)}
 	}
-	return Result{Value: uint64(StatusMalformed)}, commits
+	return Result{Value: uint64(StatusMalformed)}
 }
 
-func (s *State) createSession(c *CreateSession) Status {
-	if ex, ok := s.sessions[c.Session.ID]; ok {
+func (s *State) createSession(c *CreateSession, out *Output) Status {
+	if ex, ok := s.sessions[c.Header.ID]; ok {
 		if c.RequestID != 0 && ex.createReq == c.RequestID {
 			return StatusOK // our own retry after an ambiguous timeout
 		}
 		return StatusSessionExists
 	}
-	info := c.Session
-	info.LastSeq, info.ArchivedSeq = 0, 0
-	meta, err := jsonc.Parse(info.Metadata)
-	if err != nil || meta.Kind != jsonc.Object {
-		meta = jsonc.Value{Kind: jsonc.Object}
-	}
-	s.sessions[info.ID] = &session{info: info, createReq: c.RequestID, meta: meta,
+	h := c.Header
+	h.UpdatedAt, h.Version, h.Archived = h.CreatedAt, 1, false
+	var meta jsonc.Value
+	meta, h.Metadata = parseMetadata(h.Metadata)
+	s.sessions[h.ID] = &session{info: SessionInfo{Header: h}, createReq: c.RequestID, meta: meta,
 		producers: map[string]producerCursor{}}
+	out.Changes = append(out.Changes, Change{Kind: SessionCreated, Header: h})
 	return StatusOK
+}
+
+// parseMetadata parses stored metadata. The edge only ever sends a
+// canonical JSON object; anything else (a hand-made entry) is stored as
+// the canonical form, or as {} when it is no object at all, so that the
+// bytes and the parsed value always agree.
+func parseMetadata(b []byte) (jsonc.Value, []byte) {
+	v, err := jsonc.Parse(b)
+	if err != nil || v.Kind != jsonc.Object {
+		v = jsonc.Value{Kind: jsonc.Object}
+	}
+	if c := v.Append(nil); !bytes.Equal(c, b) {
+		return v, c
+	}
+	return v, b
+}
+
+// updateSession applies a title/metadata update: compare-and-set on the
+// version, shallow metadata merge, version +1, updated_at advanced.
+func (s *State) updateSession(u *UpdateSession, patch jsonc.Value, out *Output) HeaderResult {
+	ss, ok := s.sessions[u.SessionID]
+	if !ok {
+		return HeaderResult{Status: StatusSessionNotFound}
+	}
+	if u.RequestID != 0 && u.RequestID == ss.changeReq {
+		return HeaderResult{Status: StatusOK, Session: ss.info} // our own retry: already applied
+	}
+	h := ss.info.Header
+	if u.ExpectedVersion != nil && *u.ExpectedVersion != h.Version {
+		return HeaderResult{Status: StatusExpectedVersionConflict, Expected: *u.ExpectedVersion, Current: h.Version}
+	}
+	meta := ss.meta
+	if u.Metadata != nil {
+		meta = meta.Merge(patch)
+		h.Metadata = meta.Append(make([]byte, 0, len(h.Metadata)+len(u.Metadata)))
+		if len(h.Metadata) > MaxMetadataBytes {
+			return HeaderResult{Status: StatusMetadataTooLarge}
+		}
+	}
+	if u.SetTitle {
+		h.Title = nil
+		if u.Title != nil {
+			t := *u.Title
+			h.Title = &t
+		}
+	}
+	h.Version++
+	h.UpdatedAt = nextUpdatedAt(h.UpdatedAt, u.At)
+	ss.info.Header, ss.meta, ss.changeReq = h, meta, u.RequestID
+	out.Changes = append(out.Changes, Change{Kind: SessionUpdated, Header: h})
+	return HeaderResult{Status: StatusOK, Session: ss.info, Changed: true}
+}
+
+// setArchived flips the archived flag; setting the current value is a
+// no-op that reports the header as it is.
+func (s *State) setArchived(a *SetArchived, out *Output) HeaderResult {
+	ss, ok := s.sessions[a.SessionID]
+	if !ok {
+		return HeaderResult{Status: StatusSessionNotFound}
+	}
+	if ss.info.Archived == a.Archived {
+		return HeaderResult{Status: StatusOK, Session: ss.info}
+	}
+	h := ss.info.Header
+	h.Archived = a.Archived
+	h.UpdatedAt = nextUpdatedAt(h.UpdatedAt, a.At)
+	ss.info.Header, ss.changeReq = h, a.RequestID
+	kind := SessionUnarchived
+	if a.Archived {
+		kind = SessionArchived
+	}
+	out.Changes = append(out.Changes, Change{Kind: kind, Header: h})
+	return HeaderResult{Status: StatusOK, Session: ss.info, Changed: true}
 }
 
 // appendEvent applies the producer rules of docs/api.md#producer-sequencing
 // and docs/api.md#expected-seq in the order of docs/decisions.md#d4: an
 // exact retry dedupes first, then expected_seq, then producer sequencing.
-func (s *State) appendEvent(a *AppendEvent, commits []Commit) (AppendResult, []Commit) {
+func (s *State) appendEvent(a *AppendEvent, out *Output) AppendResult {
 	ss, ok := s.sessions[a.SessionID]
 	if !ok {
-		return AppendResult{Status: StatusSessionNotFound}, commits
+		return AppendResult{Status: StatusSessionNotFound}
 	}
 	last := ss.info.LastSeq
 	cur, known := ss.producers[a.ProducerID]
@@ -145,22 +255,22 @@ func (s *State) appendEvent(a *AppendEvent, commits []Commit) (AppendResult, []C
 		if a.RequestID != 0 && a.RequestID == cur.requestID {
 			st = StatusOK // our own retry: from the client's view this request wrote it
 		}
-		return AppendResult{Status: st, Seq: cur.sessionSeq, LastSeq: last}, commits
+		return AppendResult{Status: st, Seq: cur.sessionSeq, LastSeq: last}
 	}
 	if a.ExpectedSeq != nil && *a.ExpectedSeq != last {
 		return AppendResult{Status: StatusExpectedSeqConflict, LastSeq: last,
-			Expected: *a.ExpectedSeq, Actual: last}, commits
+			Expected: *a.ExpectedSeq, Actual: last}
 	}
 	next := uint64(1)
 	if known {
 		if a.ProducerSeq == cur.producerSeq {
-			return AppendResult{Status: StatusProducerReplayConflict, LastSeq: last}, commits
+			return AppendResult{Status: StatusProducerReplayConflict, LastSeq: last}
 		}
 		next = cur.producerSeq + 1
 	}
 	if a.ProducerSeq != next {
 		return AppendResult{Status: StatusProducerSeqConflict, LastSeq: last,
-			Expected: next, Actual: a.ProducerSeq}, commits
+			Expected: next, Actual: a.ProducerSeq}
 	}
 
 	seq := last + 1
@@ -177,8 +287,8 @@ func (s *State) appendEvent(a *AppendEvent, commits []Commit) (AppendResult, []C
 	if len(ss.producers) > MaxProducers {
 		evictProducer(ss.producers)
 	}
-	commits = append(commits, Commit{SessionID: a.SessionID, LastSeq: seq, Event: ev})
-	return AppendResult{Status: StatusOK, Seq: seq, LastSeq: seq}, commits
+	out.Commits = append(out.Commits, Commit{SessionID: a.SessionID, LastSeq: seq, Event: ev})
+	return AppendResult{Status: StatusOK, Seq: seq, LastSeq: seq}
 }
 
 // evictProducer forgets the producer whose last append is oldest (smallest
@@ -264,12 +374,23 @@ func (s *State) Events(id string, after uint64, limit int) EventsResult {
 
 // ListQuery selects sessions for the list route.
 type ListQuery struct {
+	Archived ArchivedFilter    // zero: only sessions that are not archived
 	TenantID string            // "" lists every tenant (none mode)
 	OnlyID   string            // non-empty: only this session (session-locked token)
 	After    string            // exclusive lower bound on id; "" = from the start
 	Filters  map[string]string // metadata key → exact string value
 	Limit    int
 }
+
+// ArchivedFilter selects sessions by their archived flag.
+type ArchivedFilter uint8
+
+// The list filters of ?archived=false|true|all.
+const (
+	NotArchived ArchivedFilter = iota
+	OnlyArchived
+	AnyArchived
+)
 
 // List returns up to q.Limit matching sessions in ascending byte-wise id
 // order. Callers merge the lists of several groups.
@@ -309,6 +430,16 @@ func matches(ss *session, q *ListQuery) bool {
 	}
 	if q.TenantID != "" && ss.info.TenantID != q.TenantID {
 		return false
+	}
+	switch q.Archived {
+	case NotArchived:
+		if ss.info.Archived {
+			return false
+		}
+	case OnlyArchived:
+		if !ss.info.Archived {
+			return false
+		}
 	}
 	for k, want := range q.Filters {
 		v, ok := ss.meta.Get(k)
@@ -399,9 +530,8 @@ func (s *State) Equal(o *State) bool {
 
 func sessionsEqual(a, b *session) bool {
 	ai, bi := a.info, b.info
-	if ai.ID != bi.ID || ai.TenantID != bi.TenantID || !optEqual(ai.Title, bi.Title) ||
-		ai.Creator != bi.Creator || !bytes.Equal(ai.Metadata, bi.Metadata) || ai.CreatedAt != bi.CreatedAt ||
-		ai.LastSeq != bi.LastSeq || ai.ArchivedSeq != bi.ArchivedSeq || a.createReq != b.createReq ||
+	if !headersEqual(&ai.Header, &bi.Header) || ai.LastSeq != bi.LastSeq || ai.ArchivedSeq != bi.ArchivedSeq ||
+		a.createReq != b.createReq || a.changeReq != b.changeReq ||
 		a.hotBytes != b.hotBytes || len(a.events) != len(b.events) || len(a.producers) != len(b.producers) {
 		return false
 	}
@@ -416,13 +546,6 @@ func sessionsEqual(a, b *session) bool {
 		}
 	}
 	return true
-}
-
-func optEqual(a, b *string) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // SessionStat is one session of a group as an operator sees it.

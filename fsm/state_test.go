@@ -26,14 +26,16 @@ func appendCmd(session string, c Content, expected *uint64, req uint64) AppendEv
 
 func createCmd(id string, req uint64) []byte {
 	title := "T " + id
-	return EncodeCreateSession(&CreateSession{RequestID: req, Session: SessionInfo{ID: id, TenantID: "acme",
+	return EncodeCreateSession(&CreateSession{RequestID: req, Header: Header{ID: id, TenantID: "acme",
 		Title: &title, Creator: Principal{TenantID: "acme", ID: "u1", Type: "user"},
 		Metadata: []byte(`{"k":"v"}`), CreatedAt: 1_700_000_000_000_000}})
 }
 
 func apply(t testing.TB, s *State, cmd []byte) (Result, []Commit) {
 	t.Helper()
-	return s.Apply(cmd, nil)
+	var out Output
+	r := s.Apply(cmd, &out)
+	return r, out.Commits
 }
 
 func applyAppend(t testing.TB, s *State, a AppendEvent) (AppendResult, []Commit) {
@@ -292,7 +294,7 @@ func TestList(t *testing.T) {
 			tenant = "other"
 		}
 		meta := `{"n":"` + strconv.Itoa(i%2) + `","num":1}`
-		apply(t, s, EncodeCreateSession(&CreateSession{Session: SessionInfo{ID: id, TenantID: tenant, Metadata: []byte(meta)}}))
+		apply(t, s, EncodeCreateSession(&CreateSession{Header: Header{ID: id, TenantID: tenant, Metadata: []byte(meta)}}))
 	}
 	ids := func(ss []SessionInfo) string {
 		var b bytes.Buffer
@@ -404,7 +406,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 	a, b := NewState(), NewState()
 	var resultsA, resultsB []Result
 	for i, cmd := range log {
-		r, _ := a.Apply(cmd, nil)
+		r := a.Apply(cmd, nil)
 		resultsA = append(resultsA, r)
 		if i == len(log)/2 {
 			b = cloneState(t, a)
@@ -412,7 +414,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 			continue
 		}
 		if i > len(log)/2 {
-			r, _ := b.Apply(cmd, nil)
+			r := b.Apply(cmd, nil)
 			resultsB = append(resultsB, r)
 		}
 	}
@@ -467,6 +469,16 @@ func randomCommand(rng *rand.Rand, s *State) []byte {
 			batch = append(batch, appendCmd(sid, content(producer, next+uint64(i), "b"), nil, 0))
 		}
 		return EncodeAppendEvents(batch)
+	case k < 17:
+		var exp *uint64
+		if rng.Intn(2) == 0 {
+			exp = u64(uint64(rng.Intn(4)))
+		}
+		meta := []string{"", `{}`, `{"n":"1"}`, `{"k":null,"m":[1]}`}[rng.Intn(4)]
+		title := []*string{nil, ptr(""), ptr("t")}[rng.Intn(3)]
+		return update(sid, uint64(rng.Intn(3)), created+rng.Int63n(100), title, meta == "" || rng.Intn(2) == 0, meta, exp)
+	case k < 18:
+		return archive(sid, uint64(rng.Intn(3)), created+rng.Int63n(100), rng.Intn(2) == 0)
 	case k < 19:
 		var last uint64
 		if ss, ok := s.sessions[sid]; ok {
@@ -488,6 +500,12 @@ func checkInvariants(t testing.TB, s *State) {
 	var hotBytes, hotEvents int64
 	for id, ss := range s.sessions {
 		in := ss.info
+		if in.ID != id || in.Version == 0 || in.UpdatedAt < in.CreatedAt {
+			t.Fatalf("%s: header %+v", id, in.Header)
+		}
+		if ss.meta.Kind != jsonc.Object || !bytes.Equal(ss.meta.Append(nil), in.Metadata) {
+			t.Fatalf("%s: parsed metadata differs from %s", id, in.Metadata)
+		}
 		if in.ArchivedSeq > in.LastSeq {
 			t.Fatalf("%s: archived %d > last %d", id, in.ArchivedSeq, in.LastSeq)
 		}
@@ -587,9 +605,10 @@ func BenchmarkApplyAppend(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			var commits []Commit
+			var out Output
 			for _, cmd := range cmds {
-				_, commits = s.Apply(cmd, commits[:0])
+				out.Commits = out.Commits[:0]
+				s.Apply(cmd, &out)
 			}
 			b.StopTimer()
 			if got := s.Stats().HotEvents; got < int64(b.N) {

@@ -9,11 +9,12 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
-// Notifier learns about every event a replica commits. It is called on
-// Dragonboat's apply goroutine after the state is updated, so it must only
-// hand the commits off (e.g. one actor message) and return.
+// Notifier learns about every event and every header change a replica
+// commits, in commit order. It is called on Dragonboat's apply goroutine
+// after the state is updated, once per applied batch with something in it,
+// so it must only hand the output off (e.g. one actor message) and return.
 type Notifier interface {
-	Committed(group uint64, commits []Commit)
+	Committed(group uint64, out Output)
 }
 
 // Query reads a State under the replica's read lock; pass one to
@@ -53,17 +54,16 @@ func Factory(groupOf func(shardID uint64) uint64, n Notifier, hot *HotTier) sm.C
 
 // Update applies committed entries in log order.
 func (m *StateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
-	var commits []Commit
+	var out Output
 	m.mu.Lock()
 	for i := range ents {
-		var r Result
-		r, commits = m.state.Apply(ents[i].Cmd, commits)
+		r := m.state.Apply(ents[i].Cmd, &out)
 		ents[i].Result = sm.Result{Value: r.Value, Data: r.Data}
 	}
 	m.publishHot()
 	m.mu.Unlock()
-	if len(commits) > 0 && m.notifier != nil {
-		m.notifier.Committed(m.group, commits)
+	if !out.Empty() && m.notifier != nil {
+		m.notifier.Committed(m.group, out)
 	}
 	return ents, nil
 }

@@ -123,6 +123,30 @@ func (v Value) Set(key string, val Value) Value {
 	return out
 }
 
+// Merge returns object v with every member of object patch set on it: a
+// shallow merge in which patch's members replace v's of the same key
+// (nested objects whole) and v's other members are kept. Both must be
+// objects; the result shares their member values.
+func (v Value) Merge(patch Value) Value {
+	out := Value{Kind: Object, Members: make([]Member, 0, len(v.Members)+len(patch.Members))}
+	i, j := 0, 0
+	for i < len(v.Members) || j < len(patch.Members) {
+		switch {
+		case j == len(patch.Members) || (i < len(v.Members) && v.Members[i].Key < patch.Members[j].Key):
+			out.Members = append(out.Members, v.Members[i])
+			i++
+		case i == len(v.Members) || patch.Members[j].Key < v.Members[i].Key:
+			out.Members = append(out.Members, patch.Members[j])
+			j++
+		default: // same key: the patch wins
+			out.Members = append(out.Members, patch.Members[j])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
 // StringValue returns a JSON string value.
 func StringValue(s string) Value { return Value{Kind: String, Str: s} }
 

@@ -326,6 +326,31 @@ func TestGetSet(t *testing.T) {
 	}
 }
 
+func TestMerge(t *testing.T) {
+	tests := []struct{ base, patch, want string }{
+		{`{}`, `{}`, `{}`},
+		{`{"a":1}`, `{}`, `{"a":1}`},
+		{`{}`, `{"a":1}`, `{"a":1}`},
+		{`{"a":1,"c":3}`, `{"b":2,"d":4}`, `{"a":1,"b":2,"c":3,"d":4}`},
+		{`{"a":1,"b":2}`, `{"b":null}`, `{"a":1,"b":null}`},
+		{`{"a":{"x":1,"y":2}}`, `{"a":{"z":3}}`, `{"a":{"z":3}}`},
+		{`{"b":1}`, `{"a":[1],"b":"s","c":true}`, `{"a":[1],"b":"s","c":true}`},
+	}
+	for _, tt := range tests {
+		base, err1 := Parse([]byte(tt.base))
+		patch, err2 := Parse([]byte(tt.patch))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if got := base.Merge(patch).Append(nil); string(got) != tt.want {
+			t.Errorf("%s merged with %s = %s, want %s", tt.base, tt.patch, got, tt.want)
+		}
+		if got := base.Append(nil); string(got) != tt.base {
+			t.Errorf("Merge modified its receiver: %s", got)
+		}
+	}
+}
+
 func TestAppendToExisting(t *testing.T) {
 	v, err := Parse([]byte(`{"a":[true,false,null,"s",1.5]}`))
 	if err != nil {
