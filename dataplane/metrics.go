@@ -34,4 +34,8 @@ var (
 		Name: "starcite_archive_pending_rows",
 		Help: "Committed events not yet archived (the hot tier), over all local replicas.",
 	}, hot((*Raft).HotEvents))
+	_ = promauto.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "starcite_producer_cursor_bytes",
+		Help: "Estimated memory of the producer cursors of all local replicas; counts toward STARCITE_PENDING_MAX_SIZE.",
+	}, hot((*Raft).ProducerBytes))
 )

@@ -221,6 +221,13 @@ func (r *Raft) HotBytes() int64 { return r.hot.Bytes.Load() }
 // HotEvents is the number of unarchived events over all local replicas.
 func (r *Raft) HotEvents() int64 { return r.hot.Events.Load() }
 
+// ProducerBytes is what the producer cursors of all local replicas cost.
+func (r *Raft) ProducerBytes() int64 { return r.hot.ProducerBytes.Load() }
+
+// MemoryUsed is what the memory budget STARCITE_PENDING_MAX_SIZE counts
+// (docs/decisions.md#d18): unarchived events and producer cursors.
+func (r *Raft) MemoryUsed() int64 { return r.HotBytes() + r.ProducerBytes() }
+
 // Close stops every replica and the NodeHost.
 func (r *Raft) Close() {
 	if r.closed.CompareAndSwap(false, true) {

@@ -121,7 +121,7 @@ const requestBudget = 10 * time.Second
 // the errors of errors.go; a deduped retry is a result, not an error.
 // Concurrent appends to one group share a Raft entry (batcher.go).
 func (p *Plane) Append(ctx context.Context, a *fsm.AppendEvent) (fsm.AppendResult, error) {
-	if p.cfg.PendingMax > 0 && p.raft.HotBytes() >= p.cfg.PendingMax {
+	if p.cfg.PendingMax > 0 && p.raft.MemoryUsed() >= p.cfg.PendingMax {
 		return fsm.AppendResult{}, ErrBacklog
 	}
 	select {

@@ -92,7 +92,7 @@ func decodeCreateBody(body []byte) (createBody, *apiError) {
 		}
 	}
 	if m, _ := v.Get("title"); m.Kind != jsonc.Null {
-		if m.Kind == jsonc.String {
+		if m.Kind == jsonc.String && len(m.Str) <= fsm.MaxTitleBytes {
 			title := m.Str
 			b.Title = &title
 		} else {
@@ -102,6 +102,7 @@ func decodeCreateBody(body []byte) (createBody, *apiError) {
 	if m, _ := v.Get("metadata"); m.Kind != jsonc.Null {
 		if m.Kind == jsonc.Object {
 			b.Metadata = m.Append(nil)
+			b.badMetadata = len(b.Metadata) > fsm.MaxMetadataBytes
 		} else {
 			b.badMetadata = true
 		}
@@ -131,14 +132,15 @@ func decodeAppendBody(body []byte, p *Principal) (appendBody, *apiError) {
 
 	typ, _ := v.Get("type")
 	payload, _ := v.Get("payload")
-	if typ.Kind != jsonc.String || typ.Str == "" || payload.Kind != jsonc.Object {
+	if typ.Kind != jsonc.String || typ.Str == "" || len(typ.Str) > fsm.MaxTypeBytes || payload.Kind != jsonc.Object {
 		return appendBody{}, errInvalidEvent
 	}
 	c.Type = typ.Str
 
 	producerID, hasID := v.Get("producer_id")
 	producerSeq, hasSeq := v.Get("producer_seq")
-	if !hasID || !hasSeq || producerID.Kind != jsonc.String || producerID.Str == "" {
+	if !hasID || !hasSeq || producerID.Kind != jsonc.String || producerID.Str == "" ||
+		len(producerID.Str) > fsm.MaxProducerIDBytes {
 		return appendBody{}, errInvalidEvent
 	}
 	c.ProducerID = producerID.Str

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"starcite/fsm"
 )
 
 func TestContentTypeOK(t *testing.T) {
@@ -419,6 +421,66 @@ func BenchmarkDecodeAppendBody(b *testing.B) {
 	for b.Loop() {
 		if _, err := decodeAppendBody(body, &p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestFieldSizeLimits: each size limit of docs/api.md#limits accepts a
+// value of exactly the limit and refuses one byte more, counted in bytes
+// of UTF-8 (é is two), not characters.
+func TestFieldSizeLimits(t *testing.T) {
+	pad := func(n int) string { // n bytes, ending in a two-byte character when n >= 2
+		if n < 2 {
+			return strings.Repeat("a", n)
+		}
+		return strings.Repeat("a", n-2) + "é"
+	}
+	// metadataOf builds a metadata object whose canonical JSON is n bytes.
+	metadataOf := func(n int) string {
+		const frame = len(`{"k":""}`)
+		return `{"k":"` + strings.Repeat("m", n-frame) + `"}`
+	}
+	p := testAppendPrincipal
+	for _, tt := range []struct {
+		name  string
+		limit int
+		ok    func(n int) bool
+	}{
+		{"title", fsm.MaxTitleBytes, func(n int) bool {
+			b, err := decodeCreateBody([]byte(`{"title":"` + pad(n) + `"}`))
+			return err == nil && !b.badTitle && len(*b.Title) == n
+		}},
+		{"session metadata", fsm.MaxMetadataBytes, func(n int) bool {
+			b, err := decodeCreateBody([]byte(`{"metadata":` + metadataOf(n) + `}`))
+			return err == nil && !b.badMetadata && len(b.Metadata) == n
+		}},
+		{"type", fsm.MaxTypeBytes, func(n int) bool {
+			_, err := decodeAppendBody([]byte(`{`+minimalAppend+`,"type":"`+pad(n)+`"}`), &p)
+			return err == nil
+		}},
+		{"producer_id", fsm.MaxProducerIDBytes, func(n int) bool {
+			b, err := decodeAppendBody([]byte(`{`+minimalAppend+`,"producer_id":"`+pad(n)+`"}`), &p)
+			return err == nil && len(b.Content.ProducerID) == n
+		}},
+	} {
+		if !tt.ok(tt.limit) {
+			t.Errorf("%s of %d bytes (the limit) refused", tt.name, tt.limit)
+		}
+		if tt.ok(tt.limit + 1) {
+			t.Errorf("%s of %d bytes (one over) accepted", tt.name, tt.limit+1)
+		}
+	}
+	// The refusals carry the documented codes.
+	if b, _ := decodeCreateBody([]byte(`{"title":"` + pad(fsm.MaxTitleBytes+1) + `"}`)); !b.badTitle {
+		t.Error("long title is not a bad title (400 invalid_event)")
+	}
+	if b, _ := decodeCreateBody([]byte(`{"metadata":` + metadataOf(fsm.MaxMetadataBytes+1) + `}`)); !b.badMetadata {
+		t.Error("large metadata is not bad metadata (400 invalid_metadata)")
+	}
+	for _, body := range []string{`{` + minimalAppend + `,"type":"` + pad(fsm.MaxTypeBytes+1) + `"}`,
+		`{` + minimalAppend + `,"producer_id":"` + pad(fsm.MaxProducerIDBytes+1) + `"}`} {
+		if _, err := decodeAppendBody([]byte(body), &p); err != errInvalidEvent {
+			t.Errorf("over-long field: %v, want invalid_event", err)
 		}
 	}
 }

@@ -40,10 +40,17 @@ type SessionInfo struct {
 	ArchivedSeq uint64
 }
 
-// MaxMetadataBytes bounds a session's metadata after an update merged into
-// it. It equals the request body limit, so no create can exceed it and
-// only repeated updates could.
-const MaxMetadataBytes = 8_000_000
+// Size limits of what one tenant can make every replica hold
+// (docs/api.md#limits), in bytes. The edge refuses requests past them; the
+// state machine itself checks only MaxMetadataBytes, on the result of an
+// update's merge, which only it can compute. Sessions and events written
+// before these limits existed stay as they are.
+const (
+	MaxMetadataBytes   = 64 << 10 // a session's metadata, as canonical JSON
+	MaxTitleBytes      = 4 << 10  // a session's title
+	MaxProducerIDBytes = 256      // an event's producer_id
+	MaxTypeBytes       = 256      // an event's type
+)
 
 // headerFormat is the first byte of an encoded header: a header stored
 // outside a snapshot (the archive) can still be told apart from a later

@@ -51,11 +51,7 @@ func (s *State) Snapshot() *Snapshot {
 	for _, ss := range s.sessions {
 		h := &ss.info.Header
 		sn.v1 = sn.v1 && h.Version == 1 && !h.Archived && h.UpdatedAt == h.CreatedAt && ss.changeReq == 0
-		ps := make([]producerEntry, 0, len(ss.producers))
-		for id, c := range ss.producers {
-			ps = append(ps, producerEntry{id: id, producerCursor: c})
-		}
-		sort.Slice(ps, func(i, j int) bool { return ps[i].id < ps[j].id })
+		ps := ss.producers.entries()
 		sn.sessions = append(sn.sessions, snapSession{info: ss.info, createReq: ss.createReq, changeReq: ss.changeReq,
 			events: ss.events[:len(ss.events):len(ss.events)], producers: ps})
 	}
@@ -201,7 +197,7 @@ func readUvarint(br *bufio.Reader) (uint64, error) {
 
 func (s *State) restoreSession(frame []byte) error {
 	d := decoder{b: frame}
-	ss := &session{producers: map[string]producerCursor{}}
+	ss := &session{producers: newProducerSet()}
 	ss.info.Header = d.header()
 	ss.info.LastSeq = d.uvarint()
 	ss.info.ArchivedSeq = d.uvarint()
@@ -220,7 +216,7 @@ func (s *State) restoreSession(frame []byte) error {
 // fields of that time, counters, create request id, events, producers.
 func (s *State) restoreSessionV1(frame []byte) error {
 	d := decoder{b: frame}
-	ss := &session{producers: map[string]producerCursor{}}
+	ss := &session{producers: newProducerSet()}
 	h := &ss.info.Header
 	h.ID = d.string()
 	h.TenantID = d.string()
@@ -270,18 +266,31 @@ func (d *decoder) snapEvents(ss *session) error {
 func (d *decoder) snapProducers(ss *session) error {
 	in := &ss.info
 	np := d.count(36)
+	if np > MaxProducers {
+		return fmt.Errorf("session %q: %d producers", in.ID, np)
+	}
+	entries := make([]producerEntry, 0, np)
+	seen := make(map[string]bool, np)
 	for i := 0; i < np && d.err == nil; i++ {
 		id := d.string()
 		c := producerCursor{producerSeq: d.uvarint(), sessionSeq: d.uvarint(), hash: d.hash(), requestID: d.uvarint()}
-		if d.err == nil && (c.producerSeq == 0 || c.sessionSeq == 0 || c.sessionSeq > in.LastSeq) {
+		if d.err != nil {
+			break
+		}
+		if c.producerSeq == 0 || c.sessionSeq == 0 || c.sessionSeq > in.LastSeq {
 			return fmt.Errorf("session %q: producer %q cursor out of range", in.ID, id)
 		}
-		ss.producers[id] = c
+		if seen[id] {
+			return fmt.Errorf("session %q: producer %q listed twice", in.ID, id)
+		}
+		seen[id] = true
+		entries = append(entries, producerEntry{id: id, producerCursor: c})
 	}
-	if d.err == nil && len(ss.producers) > MaxProducers {
-		return fmt.Errorf("session %q: %d producers", in.ID, len(ss.producers))
+	if d.err != nil {
+		return d.err
 	}
-	return d.err
+	ss.producers.restore(entries)
+	return nil
 }
 
 // addRestored checks what is left of a session frame and adds the session.
@@ -303,6 +312,7 @@ func (s *State) addRestored(ss *session, d *decoder) error {
 	s.sessions[in.ID] = ss
 	s.hotBytes += ss.hotBytes
 	s.hotEvents += int64(len(ss.events))
+	s.producerBytes += ss.producers.bytes
 	if len(ss.events) > 0 {
 		s.pending[in.ID] = struct{}{}
 	}

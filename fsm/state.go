@@ -8,10 +8,6 @@ import (
 	"starcite/fsm/jsonc"
 )
 
-// MaxProducers is how many producer cursors a session keeps
-// (docs/api.md#producer-sequencing).
-const MaxProducers = 10000
-
 // eventOverhead approximates what one hot event costs beyond its JSON: the
 // Event header in the session's slice. Hot-tier budgets count both.
 const eventOverhead = 32
@@ -23,6 +19,9 @@ type State struct {
 	pending   map[string]struct{} // sessions with events not yet archived
 	hotBytes  int64
 	hotEvents int64
+	// producerBytes is what every session's producer cursors cost; with
+	// hotBytes it makes the memory budget (docs/decisions.md#d18).
+	producerBytes int64
 }
 
 type session struct {
@@ -35,14 +34,7 @@ type session struct {
 	// so a snapshot may keep reading an earlier slice header.
 	events    []Event
 	hotBytes  int64
-	producers map[string]producerCursor
-}
-
-type producerCursor struct {
-	producerSeq uint64
-	sessionSeq  uint64
-	hash        [32]byte
-	requestID   uint64
+	producers producerSet
 }
 
 // Commit is one newly committed event, as the cursor fan-out receives it.
@@ -162,7 +154,7 @@ func (s *State) createSession(c *CreateSession, out *Output) Status {
 	var meta jsonc.Value
 	meta, h.Metadata = parseMetadata(h.Metadata)
 	s.sessions[h.ID] = &session{info: SessionInfo{Header: h}, createReq: c.RequestID, meta: meta,
-		producers: map[string]producerCursor{}}
+		producers: newProducerSet()}
 	out.Changes = append(out.Changes, Change{Kind: SessionCreated, Header: h})
 	return StatusOK
 }
@@ -249,7 +241,7 @@ func (s *State) appendEvent(a *AppendEvent, out *Output) AppendResult {
 		return AppendResult{Status: StatusSessionNotFound}
 	}
 	last := ss.info.LastSeq
-	cur, known := ss.producers[a.ProducerID]
+	cur, known := ss.producers.get(a.ProducerID)
 	if known && a.ProducerSeq == cur.producerSeq && a.Hash == cur.hash {
 		st := StatusDeduped
 		if a.RequestID != 0 && a.RequestID == cur.requestID {
@@ -282,27 +274,12 @@ func (s *State) appendEvent(a *AppendEvent, out *Output) AppendResult {
 	s.hotBytes += size
 	s.hotEvents++
 	s.pending[a.SessionID] = struct{}{}
-	ss.producers[a.ProducerID] = producerCursor{producerSeq: a.ProducerSeq, sessionSeq: seq,
-		hash: a.Hash, requestID: a.RequestID}
-	if len(ss.producers) > MaxProducers {
-		evictProducer(ss.producers)
-	}
+	before := ss.producers.bytes
+	ss.producers.record(a.ProducerID, producerCursor{producerSeq: a.ProducerSeq, sessionSeq: seq,
+		hash: a.Hash, requestID: a.RequestID})
+	s.producerBytes += ss.producers.bytes - before
 	out.Commits = append(out.Commits, Commit{SessionID: a.SessionID, LastSeq: seq, Event: ev})
 	return AppendResult{Status: StatusOK, Seq: seq, LastSeq: seq}
-}
-
-// evictProducer forgets the producer whose last append is oldest (smallest
-// session seq; ties: the lexicographically larger id).
-func evictProducer(ps map[string]producerCursor) {
-	var victim string
-	var min uint64
-	first := true
-	for id, c := range ps {
-		if first || c.sessionSeq < min || (c.sessionSeq == min && id > victim) {
-			victim, min, first = id, c.sessionSeq, false
-		}
-	}
-	delete(ps, victim)
 }
 
 func (s *State) ackArchived(m ArchiveMark) {
@@ -504,19 +481,20 @@ type Stats struct {
 	PendingSessions int
 	HotEvents       int64
 	HotBytes        int64
+	ProducerBytes   int64 // what the producer cursors cost (docs/decisions.md#d18)
 }
 
 // Stats returns the group's counters.
 func (s *State) Stats() Stats {
 	return Stats{Sessions: len(s.sessions), PendingSessions: len(s.pending),
-		HotEvents: s.hotEvents, HotBytes: s.hotBytes}
+		HotEvents: s.hotEvents, HotBytes: s.hotBytes, ProducerBytes: s.producerBytes}
 }
 
 // Equal reports whether two states hold exactly the same data (tests,
 // fuzzing and replica comparisons).
 func (s *State) Equal(o *State) bool {
 	if len(s.sessions) != len(o.sessions) || s.hotBytes != o.hotBytes || s.hotEvents != o.hotEvents ||
-		len(s.pending) != len(o.pending) {
+		s.producerBytes != o.producerBytes || len(s.pending) != len(o.pending) {
 		return false
 	}
 	for id, a := range s.sessions {
@@ -532,7 +510,7 @@ func sessionsEqual(a, b *session) bool {
 	ai, bi := a.info, b.info
 	if !headersEqual(&ai.Header, &bi.Header) || ai.LastSeq != bi.LastSeq || ai.ArchivedSeq != bi.ArchivedSeq ||
 		a.createReq != b.createReq || a.changeReq != b.changeReq ||
-		a.hotBytes != b.hotBytes || len(a.events) != len(b.events) || len(a.producers) != len(b.producers) {
+		a.hotBytes != b.hotBytes || len(a.events) != len(b.events) || a.producers.len() != b.producers.len() {
 		return false
 	}
 	for i := range a.events {
@@ -540,8 +518,9 @@ func sessionsEqual(a, b *session) bool {
 			return false
 		}
 	}
-	for id, c := range a.producers {
-		if d, ok := b.producers[id]; !ok || c != d {
+	// Same cursors in the same forgetting order.
+	for x, y := a.producers.oldest, b.producers.oldest; x != nil; x, y = x.next, y.next {
+		if x.id != y.id || x.cursor != y.cursor {
 			return false
 		}
 	}
@@ -589,7 +568,7 @@ func (s *State) SessionStats(after string, limit int) ([]SessionStat, GroupTotal
 		ss := heap.Pop(h).(*session)
 		out[i] = SessionStat{ID: ss.info.ID, TenantID: ss.info.TenantID, LastSeq: ss.info.LastSeq,
 			ArchivedSeq: ss.info.ArchivedSeq, HotEvents: len(ss.events), HotBytes: ss.hotBytes,
-			Producers: len(ss.producers)}
+			Producers: ss.producers.len()}
 	}
 	return out, t
 }

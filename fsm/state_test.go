@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"strconv"
+	"strings"
 	"testing"
 
 	"starcite/fsm/jsonc"
@@ -180,7 +181,7 @@ func TestProducerEviction(t *testing.T) {
 			t.Fatalf("producer %d: %+v", i, r)
 		}
 	}
-	if n := len(s.sessions["s"].producers); n != MaxProducers {
+	if n := s.sessions["s"].producers.len(); n != MaxProducers {
 		t.Fatalf("tracked producers = %d, want %d", n, MaxProducers)
 	}
 	// p0 had the oldest last append: forgotten, so its exact retry is a
@@ -203,10 +204,11 @@ func TestProducerEviction(t *testing.T) {
 }
 
 func TestEvictProducerTieBreak(t *testing.T) {
-	ps := map[string]producerCursor{"a": {sessionSeq: 5}, "b": {sessionSeq: 5}, "c": {sessionSeq: 9}}
-	evictProducer(ps)
-	if _, ok := ps["b"]; ok || len(ps) != 2 {
-		t.Fatalf("want the larger id b evicted on a tie, left %v", ps)
+	ps := newProducerSet()
+	ps.restore([]producerEntry{{"c", producerCursor{sessionSeq: 9}}, {"a", producerCursor{sessionSeq: 5}},
+		{"b", producerCursor{sessionSeq: 5}}})
+	if ps.oldest.id != "b" || ps.oldest.next.id != "a" || ps.newest.id != "c" {
+		t.Fatalf("want b (the larger id on a tie), a, c; oldest %s newest %s", ps.oldest.id, ps.newest.id)
 	}
 }
 
@@ -446,7 +448,7 @@ func randomCommand(rng *rand.Rand, s *State) []byte {
 	producer := "p" + strconv.Itoa(rng.Intn(4))
 	next := uint64(1)
 	if ss, ok := s.sessions[sid]; ok {
-		if c, ok := ss.producers[producer]; ok {
+		if c, ok := ss.producers.get(producer); ok {
 			next = c.producerSeq + 1
 		}
 	}
@@ -497,7 +499,7 @@ func ptr[T any](v T) *T { return &v }
 // checkInvariants asserts what must hold after any sequence of commands.
 func checkInvariants(t testing.TB, s *State) {
 	t.Helper()
-	var hotBytes, hotEvents int64
+	var hotBytes, hotEvents, producerBytes int64
 	for id, ss := range s.sessions {
 		in := ss.info
 		if in.ID != id || in.Version == 0 || in.UpdatedAt < in.CreatedAt {
@@ -529,19 +531,44 @@ func checkInvariants(t testing.TB, s *State) {
 		if pending != (len(ss.events) > 0) {
 			t.Fatalf("%s: pending=%v with %d hot events", id, pending, len(ss.events))
 		}
-		if len(ss.producers) > MaxProducers {
-			t.Fatalf("%s: %d producers", id, len(ss.producers))
-		}
-		for p, c := range ss.producers {
-			if c.sessionSeq == 0 || c.sessionSeq > in.LastSeq || c.producerSeq == 0 {
-				t.Fatalf("%s: producer %s cursor %+v with last %d", id, p, c, in.LastSeq)
-			}
-		}
+		checkProducers(t, id, &ss.producers, in.LastSeq)
+		producerBytes += ss.producers.bytes
 		hotBytes += ss.hotBytes
 		hotEvents += int64(len(ss.events))
 	}
-	if hotBytes != s.hotBytes || hotEvents != s.hotEvents {
-		t.Fatalf("totals %d/%d, counted %d/%d", s.hotBytes, s.hotEvents, hotBytes, hotEvents)
+	if hotBytes != s.hotBytes || hotEvents != s.hotEvents || producerBytes != s.producerBytes {
+		t.Fatalf("totals %d/%d/%d, counted %d/%d/%d", s.hotBytes, s.hotEvents, s.producerBytes,
+			hotBytes, hotEvents, producerBytes)
+	}
+}
+
+// checkProducers checks a session's producer cursors: in range, at most
+// MaxProducers, linked in forgetting order (session seq ascending, the
+// larger id first on a tie) and costed.
+func checkProducers(t testing.TB, id string, ps *producerSet, lastSeq uint64) {
+	t.Helper()
+	if ps.len() > MaxProducers {
+		t.Fatalf("%s: %d producers", id, ps.len())
+	}
+	n, bytes := 0, int64(0)
+	var prev *producerNode
+	for x := ps.oldest; x != nil; prev, x = x, x.next {
+		c := x.cursor
+		if c.sessionSeq == 0 || c.sessionSeq > lastSeq || c.producerSeq == 0 {
+			t.Fatalf("%s: producer %s cursor %+v with last %d", id, x.id, c, lastSeq)
+		}
+		if x.prev != prev || ps.byID[x.id] != x {
+			t.Fatalf("%s: producer %s badly linked", id, x.id)
+		}
+		if prev != nil && (prev.cursor.sessionSeq > c.sessionSeq ||
+			(prev.cursor.sessionSeq == c.sessionSeq && prev.id < x.id)) {
+			t.Fatalf("%s: producer %s (seq %d) after %s (seq %d)", id, x.id, c.sessionSeq, prev.id, prev.cursor.sessionSeq)
+		}
+		n++
+		bytes += producerCost(x.id)
+	}
+	if n != ps.len() || ps.newest != prev || bytes != ps.bytes {
+		t.Fatalf("%s: %d linked producers of %d, %d bytes counted of %d", id, n, ps.len(), bytes, ps.bytes)
 	}
 }
 
@@ -615,5 +642,78 @@ func BenchmarkApplyAppend(b *testing.B) {
 				b.Fatalf("applied %d of %d", got, b.N)
 			}
 		})
+	}
+}
+
+// TestProducerEvictionMatchesScan: the constant-time eviction forgets the
+// producer the earlier build's scan forgot (smallest session seq, the
+// larger id on a tie), so replicas of both builds stay equal, also when
+// the set was rebuilt from a snapshot halfway.
+func TestProducerEvictionMatchesScan(t *testing.T) {
+	s := NewState()
+	apply(t, s, createCmd("s", 1))
+	model := map[string]producerCursor{} // the earlier build's cursors
+	scanEvict := func() {
+		var victim string
+		var low uint64
+		first := true
+		for id, c := range model {
+			if first || c.sessionSeq < low || (c.sessionSeq == low && id > victim) {
+				victim, low, first = id, c.sessionSeq, false
+			}
+		}
+		delete(model, victim)
+	}
+	rng := rand.New(rand.NewSource(7))
+	for i := 0; i < MaxProducers+3000; i++ {
+		if i == MaxProducers+1500 {
+			s = cloneState(t, s)
+		}
+		p := "p" + strconv.Itoa(rng.Intn(MaxProducers+500))
+		seq := uint64(1)
+		if c, ok := model[p]; ok {
+			seq = c.producerSeq + 1
+		}
+		r, _ := applyAppend(t, s, appendCmd("s", content(p, seq, strconv.Itoa(i)), nil, 0))
+		if r.Status != StatusOK {
+			t.Fatalf("append %d (%s/%d): %+v", i, p, seq, r)
+		}
+		model[p] = producerCursor{producerSeq: seq, sessionSeq: r.Seq}
+		if len(model) > MaxProducers {
+			scanEvict()
+		}
+	}
+	ps := &s.sessions["s"].producers
+	checkProducers(t, "s", ps, s.sessions["s"].info.LastSeq)
+	if ps.len() != len(model) {
+		t.Fatalf("%d producers, the scan keeps %d", ps.len(), len(model))
+	}
+	for id, c := range model {
+		if got, ok := ps.get(id); !ok || got.sessionSeq != c.sessionSeq || got.producerSeq != c.producerSeq {
+			t.Fatalf("producer %s: %+v (known %v), the scan has %+v", id, got, ok, c)
+		}
+	}
+}
+
+// TestProducerCursorsCost: cursors count toward the memory budget and
+// stop counting when forgotten.
+func TestProducerCursorsCost(t *testing.T) {
+	s := NewState()
+	apply(t, s, createCmd("s", 1))
+	long := strings.Repeat("p", 256)
+	applyAppend(t, s, appendCmd("s", content(long, 1, "x"), nil, 0))
+	applyAppend(t, s, appendCmd("s", content(long, 2, "x"), nil, 0))
+	if got, want := s.Stats().ProducerBytes, producerCost(long); got != want {
+		t.Fatalf("producer bytes %d, want %d", got, want)
+	}
+	for i := 0; i < MaxProducers; i++ {
+		applyAppend(t, s, appendCmd("s", content("q"+strconv.Itoa(i), 1, "x"), nil, 0))
+	}
+	var want int64
+	for i := 0; i < MaxProducers; i++ {
+		want += producerCost("q" + strconv.Itoa(i))
+	}
+	if got := s.Stats().ProducerBytes; got != want {
+		t.Fatalf("after evicting the long id: producer bytes %d, want %d", got, want)
 	}
 }

@@ -34,11 +34,13 @@ type StateMachine struct {
 	reported Stats // this replica's share of *hot
 }
 
-// HotTier totals the unarchived events of every replica on a node: what
-// the pending budget (docs/decisions.md#d18) and the metrics measure.
+// HotTier totals the unarchived events and the producer cursors of every
+// replica on a node: what the memory budget (docs/decisions.md#d18) and
+// the metrics measure.
 type HotTier struct {
-	Bytes  atomic.Int64
-	Events atomic.Int64
+	Bytes         atomic.Int64
+	Events        atomic.Int64
+	ProducerBytes atomic.Int64
 }
 
 var _ sm.IConcurrentStateMachine = (*StateMachine)(nil)
@@ -74,9 +76,10 @@ func (m *StateMachine) publishHot() {
 	if m.hot == nil {
 		return
 	}
-	now := Stats{HotBytes: m.state.hotBytes, HotEvents: m.state.hotEvents}
+	now := Stats{HotBytes: m.state.hotBytes, HotEvents: m.state.hotEvents, ProducerBytes: m.state.producerBytes}
 	m.hot.Bytes.Add(now.HotBytes - m.reported.HotBytes)
 	m.hot.Events.Add(now.HotEvents - m.reported.HotEvents)
+	m.hot.ProducerBytes.Add(now.ProducerBytes - m.reported.ProducerBytes)
 	m.reported = now
 }
 
@@ -127,6 +130,7 @@ func (m *StateMachine) Close() error {
 	if m.hot != nil {
 		m.hot.Bytes.Add(-m.reported.HotBytes)
 		m.hot.Events.Add(-m.reported.HotEvents)
+		m.hot.ProducerBytes.Add(-m.reported.ProducerBytes)
 		m.reported = Stats{}
 	}
 	m.mu.Unlock()
