@@ -7,8 +7,9 @@
 // committed events of one session and, once it returns, acknowledges them
 // to the session's consensus group; the read path (tail replay and the
 // events route) calls ReadEvents through the chunk cache of NewCached for
-// seqs that are no longer in memory; session create calls PutSession and
-// the session lookup falls back to GetSession. Events come in and go out as
+// seqs that are no longer in memory; session create calls PutSession, a
+// header change (update, archive) UpdateSession, and the session lookup
+// falls back to GetSession. Events come in and go out as
 // fsm.Event, whose JSON is the canonical event object of package fsm; this
 // package never interprets their content beyond seq, and re-renders stored
 // forms (including those written by the upstream Elixir service) in that
@@ -24,7 +25,9 @@
 //   - "postgres": the upstream tables plus microsecond columns.
 //
 // Writes are idempotent on (session, seq): an event already stored wins and
-// is never rewritten, so a retried or concurrent flush is harmless.
+// is never rewritten, so a retried or concurrent flush is harmless. A
+// catalogue entry is replaced only by a copy with a later updated_at, so
+// late or concurrent header writes never roll it back.
 //
 // # Object names for long session ids
 //
@@ -58,7 +61,8 @@ var ErrNotFound = errors.New("archive: not found")
 // Principal is the creator of a session.
 type Principal struct{ TenantID, ID, Type string }
 
-// Session is one catalogue entry.
+// Session is one catalogue entry: a copy of the session header the
+// replicas hold (fsm.Header), refreshed after every change.
 type Session struct {
 	ID        string
 	Title     *string
@@ -66,12 +70,23 @@ type Session struct {
 	Creator   *Principal // nil for legacy rows
 	Metadata  []byte     // canonical JSON object
 	CreatedAt int64      // Unix microseconds
+	// UpdatedAt orders the copies of one session's header: it strictly
+	// increases with every change, so the later copy wins. Entries written
+	// before headers could change read back as CreatedAt, version 1, not
+	// archived.
+	UpdatedAt int64
+	Version   uint64
+	Archived  bool
 }
 
 // Adapter is one archive backend.
 type Adapter interface {
 	// PutSession writes the catalogue entry; first write wins, an existing entry is success.
 	PutSession(ctx context.Context, s Session) error
+	// UpdateSession writes s over the catalogue entry when s.UpdatedAt is later than the stored
+	// entry's, or creates it when there is none; an older or equal copy changes nothing (copies
+	// written concurrently or late never roll the entry back).
+	UpdateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error) // ErrNotFound
 	// WriteEvents durably stores events of one session (ascending seq, contiguous). Idempotent on
 	// (session, seq): an event already stored wins and is not rewritten; a retried or concurrent

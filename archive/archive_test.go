@@ -232,6 +232,56 @@ func runConformance(t *testing.T, h harness) {
 		}
 	})
 
+	t.Run("session_updates", func(t *testing.T) {
+		a := h.open(t)
+		base := Session{ID: "upd", Title: strp("first"), TenantID: testTenant,
+			Creator: &Principal{TenantID: testTenant, ID: "alice", Type: "user"}, Metadata: []byte(`{"a":1}`),
+			CreatedAt: baseTime, UpdatedAt: baseTime, Version: 1}
+		if err := a.PutSession(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		at := func(us int64, title string, version uint64, archived bool) Session {
+			s := base
+			s.Title, s.UpdatedAt, s.Version, s.Archived = strp(title), baseTime+us, version, archived
+			s.Metadata = []byte(`{"a":1,"t":"` + title + `"}`)
+			return s
+		}
+		steps := []struct {
+			name string
+			put  Session
+			want Session
+		}{
+			{"a later copy replaces the entry", at(10, "second", 2, false), at(10, "second", 2, false)},
+			{"an archive flip (same version)", at(20, "second", 2, true), at(20, "second", 2, true)},
+			{"an older copy changes nothing", at(15, "stale", 2, false), at(20, "second", 2, true)},
+			{"an equal updated_at changes nothing", at(20, "same time", 3, false), at(20, "second", 2, true)},
+			{"microseconds order copies", at(21, "third", 3, true), at(21, "third", 3, true)},
+		}
+		for _, st := range steps {
+			if err := a.UpdateSession(ctx, st.put); err != nil {
+				t.Fatalf("%s: UpdateSession: %v", st.name, err)
+			}
+			checkSession(t, a, st.want)
+		}
+		// PutSession never rolls an updated entry back.
+		if err := a.PutSession(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		checkSession(t, a, at(21, "third", 3, true))
+		// An update creates a missing entry.
+		fresh := at(5, "fresh", 2, true)
+		fresh.ID = "upd-fresh"
+		if err := a.UpdateSession(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+		checkSession(t, a, fresh)
+		// Concurrent updates: the latest copy wins whatever the order.
+		runConcurrently(t, 6, func(i int) error {
+			return a.UpdateSession(ctx, at(int64(100+i), fmt.Sprint("c", i), uint64(4+i), i%2 == 0))
+		})
+		checkSession(t, a, at(105, "c5", 9, false))
+	})
+
 	t.Run("write_read_ranges", func(t *testing.T) {
 		a := h.open(t)
 		const sid = "ranges"
@@ -400,8 +450,11 @@ func checkSession(t testing.TB, a Adapter, want Session) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A copy without the later header fields reads back as never changed.
+	wantUpdated, wantVersion := max(want.UpdatedAt, want.CreatedAt), max(want.Version, 1)
 	if got.ID != want.ID || !equalPtr(got.Title, want.Title) || got.TenantID != want.TenantID ||
-		!equalPtr(got.Creator, want.Creator) || !bytes.Equal(got.Metadata, wantMeta) || got.CreatedAt != want.CreatedAt {
+		!equalPtr(got.Creator, want.Creator) || !bytes.Equal(got.Metadata, wantMeta) || got.CreatedAt != want.CreatedAt ||
+		got.UpdatedAt != wantUpdated || got.Version != wantVersion || got.Archived != want.Archived {
 		t.Fatalf("GetSession(%.40q):\n got %s\nwant %s", want.ID, fmtSession(got), fmtSession(want))
 	}
 }
@@ -421,8 +474,8 @@ func fmtSession(s Session) string {
 	if s.Creator != nil {
 		creator = fmt.Sprintf("%+v", *s.Creator)
 	}
-	return fmt.Sprintf("{ID:%.40q Title:%q Tenant:%q Creator:%s Metadata:%s CreatedAt:%s}",
-		s.ID, title, s.TenantID, creator, s.Metadata, fsm.FormatTime(s.CreatedAt))
+	return fmt.Sprintf("{ID:%.40q Title:%q Tenant:%q Creator:%s Metadata:%s CreatedAt:%s UpdatedAt:%d Version:%d Archived:%v}",
+		s.ID, title, s.TenantID, creator, s.Metadata, fsm.FormatTime(s.CreatedAt), s.UpdatedAt, s.Version, s.Archived)
 }
 
 // runConcurrently runs fn(0..n-1) on n goroutines released at once.
@@ -558,7 +611,7 @@ func TestSessionCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"s\"1","title":"t","tenant_id":"acme","creator_principal":{"tenant_id":"acme","id":"alice","type":"user"},"metadata":{"a":2,"b":1},"created_at":"2026-03-01T12:00:01.123456Z"}`
+	want := `{"id":"s\"1","title":"t","tenant_id":"acme","creator_principal":{"tenant_id":"acme","id":"alice","type":"user"},"metadata":{"a":2,"b":1},"created_at":"2026-03-01T12:00:01.123456Z","updated_at":"2026-03-01T12:00:01.123456Z","version":1,"archived":false}`
 	if string(b) != want {
 		t.Fatalf("encodeSession:\n got %s\nwant %s", b, want)
 	}
@@ -568,6 +621,25 @@ func TestSessionCodec(t *testing.T) {
 	}
 	if _, err := encodeSession(Session{ID: "x", Metadata: []byte("[1]")}); err == nil {
 		t.Fatal("non-object metadata accepted")
+	}
+	// The header fields that change, and their absence in older entries.
+	s.UpdatedAt, s.Version, s.Archived = baseTime+7, 3, true
+	b, err = encodeSession(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeSession(b); err != nil || got.UpdatedAt != baseTime+7 || got.Version != 3 || !got.Archived {
+		t.Fatalf("decodeSession(%s) = %+v, %v", b, got, err)
+	}
+	old := `{"id":"x","created_at":"2026-03-01T12:00:01.5Z"}`
+	if got, err := decodeSession([]byte(old)); err != nil || got.UpdatedAt != got.CreatedAt || got.Version != 1 || got.Archived {
+		t.Fatalf("decodeSession(%s) = %+v, %v", old, got, err)
+	}
+	for _, bad := range []string{`"updated_at":1`, `"updated_at":"x"`, `"version":0`, `"version":1.5`, `"version":"1"`, `"archived":"true"`} {
+		body := `{"id":"x","created_at":"2026-03-01T12:00:01Z",` + bad + `}`
+		if _, err := decodeSession([]byte(body)); err == nil {
+			t.Errorf("decodeSession(%s) accepted", body)
+		}
 	}
 	// Upstream back-fill order for a missing tenant_id.
 	for body, tenant := range map[string]string{

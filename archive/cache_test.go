@@ -19,7 +19,8 @@ type memAdapter struct {
 
 func newMemAdapter() *memAdapter { return &memAdapter{events: map[string]map[uint64]fsm.Event{}} }
 
-func (m *memAdapter) PutSession(context.Context, Session) error { return nil }
+func (m *memAdapter) PutSession(context.Context, Session) error    { return nil }
+func (m *memAdapter) UpdateSession(context.Context, Session) error { return nil }
 func (m *memAdapter) GetSession(context.Context, string) (Session, error) {
 	return Session{}, ErrNotFound
 }

@@ -172,7 +172,13 @@ func encodeSession(s Session) ([]byte, error) {
 	b = append(b, meta...)
 	b = append(b, `,"created_at":"`...)
 	b = fsm.AppendTime(b, s.CreatedAt)
-	return append(b, `"}`...), nil
+	b = append(b, `","updated_at":"`...)
+	b = fsm.AppendTime(b, max(s.UpdatedAt, s.CreatedAt))
+	b = append(b, `","version":`...)
+	b = strconv.AppendUint(b, max(s.Version, 1), 10)
+	b = append(b, `,"archived":`...)
+	b = strconv.AppendBool(b, s.Archived)
+	return append(b, '}'), nil
 }
 
 // canonicalObject returns the canonical form of a JSON object; empty input
@@ -234,6 +240,28 @@ func decodeSession(b []byte) (Session, error) {
 	}
 	if s.CreatedAt, err = fsm.ParseTime(ca.Str); err != nil {
 		return Session{}, err
+	}
+	// Header fields of later releases; entries written before them read
+	// as never changed.
+	s.UpdatedAt, s.Version = s.CreatedAt, 1
+	if u, ok := v.Get("updated_at"); ok {
+		if u.Kind != jsonc.String {
+			return Session{}, errors.New("catalogue entry updated_at is not a string")
+		}
+		if s.UpdatedAt, err = fsm.ParseTime(u.Str); err != nil {
+			return Session{}, err
+		}
+	}
+	if n, ok := v.Get("version"); ok {
+		if s.Version, err = strconv.ParseUint(n.Num, 10, 64); n.Kind != jsonc.Number || err != nil || s.Version == 0 {
+			return Session{}, errors.New("catalogue entry version is not a positive integer")
+		}
+	}
+	if a, ok := v.Get("archived"); ok {
+		if a.Kind != jsonc.Bool {
+			return Session{}, errors.New("catalogue entry archived is not a boolean")
+		}
+		s.Archived = a.Bool
 	}
 	return s, nil
 }

@@ -115,18 +115,69 @@ func (a *fileAdapter) PutSession(ctx context.Context, s Session) error {
 	if _, err := os.Stat(final); err == nil {
 		return nil
 	}
-	tmp, err := writeTemp(a.sessionsDir(), name+".json", body)
-	if err != nil {
-		return fmt.Errorf("archive: file put session %q: %w", s.ID, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("archive: file put session %q: %w", s.ID, err)
-	}
-	if err := syncDir(a.sessionsDir()); err != nil {
+	if err := a.replaceSessionFile(name, body); err != nil {
 		return fmt.Errorf("archive: file put session %q: %w", s.ID, err)
 	}
 	return nil
+}
+
+// replaceSessionFile atomically replaces (or creates) a catalogue file.
+// The caller holds the name's lock.
+func (a *fileAdapter) replaceSessionFile(name string, body []byte) error {
+	dir := a.sessionsDir()
+	tmp, err := writeTemp(dir, name+".json", body)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name+".json")); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func (a *fileAdapter) UpdateSession(ctx context.Context, s Session) error {
+	body, err := encodeSession(s)
+	if err != nil {
+		return fmt.Errorf("archive: file update session: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("archive: file update session %q: %w", s.ID, err)
+	}
+	name := objectName(s.ID)
+	final := filepath.Join(a.sessionsDir(), name+".json")
+	unlock, err := a.lock(name)
+	if err != nil {
+		return fmt.Errorf("archive: file update session %q: %w", s.ID, err)
+	}
+	defer unlock()
+	if newer, err := storedIsNewer(final, s); err != nil || newer {
+		return err
+	}
+	if err := a.replaceSessionFile(name, body); err != nil {
+		return fmt.Errorf("archive: file update session %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// storedIsNewer reports whether the catalogue file at path already holds
+// s's header or a later one.
+func storedIsNewer(path string, s Session) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("archive: file update session %q: %w", s.ID, err)
+	}
+	stored, err := decodeSession(b)
+	if err != nil {
+		return false, fmt.Errorf("archive: file update session %q: %s: %w", s.ID, path, err)
+	}
+	if stored.ID != s.ID {
+		return false, fmt.Errorf("archive: file update session %q: %s holds session %q", s.ID, path, stored.ID)
+	}
+	return stored.UpdatedAt >= s.UpdatedAt, nil
 }
 
 func (a *fileAdapter) GetSession(ctx context.Context, id string) (Session, error) {

@@ -72,6 +72,14 @@ func (l *lazyAdapter) PutSession(ctx context.Context, s Session) error {
 	return a.PutSession(ctx, s)
 }
 
+func (l *lazyAdapter) UpdateSession(ctx context.Context, s Session) error {
+	a, err := l.get()
+	if err != nil {
+		return err
+	}
+	return a.UpdateSession(ctx, s)
+}
+
 func (l *lazyAdapter) GetSession(ctx context.Context, id string) (Session, error) {
 	a, err := l.get()
 	if err != nil {

@@ -21,8 +21,8 @@ import (
 // pgAdapter stores events and sessions in the upstream tables of
 // docs/operations.md#archive-layout. Timestamps go to the upstream
 // timestamp(0) columns truncated to whole seconds and, exactly, to the
-// inserted_at_us / created_at_us columns of migration 0002, which readers
-// prefer. jsonb reorders keys and adds spaces; readers canonicalise it back
+// inserted_at_us / created_at_us columns of migration 0002 (updated_at_us
+// of 0003), which readers prefer. jsonb reorders keys and adds spaces; readers canonicalise it back
 // with jsonc, so an event reads back with the bytes it was written with.
 type pgAdapter struct {
 	pool *pgxpool.Pool
@@ -192,18 +192,46 @@ func floorSeconds(us int64) int64 {
 	return s
 }
 
-const insertSession = `INSERT INTO sessions
-	(id, title, metadata, created_at, creator_principal, tenant_id, created_at_us)
-	VALUES ($1, $2, $3::jsonb, to_timestamp($4) AT TIME ZONE 'UTC', $5::jsonb, $6, $7)
-	ON CONFLICT (id) DO NOTHING`
+// sessionColumns are the columns a catalogue write sets; $1..$11 in this
+// order.
+const sessionColumns = `(id, title, metadata, created_at, creator_principal, tenant_id, created_at_us,
+	updated_at, updated_at_us, version, archived)
+	VALUES ($1, $2, $3::jsonb, to_timestamp($4) AT TIME ZONE 'UTC', $5::jsonb, $6, $7,
+	to_timestamp($8::double precision / 1000000), $9, $10, $11)`
+
+const insertSession = `INSERT INTO sessions ` + sessionColumns + ` ON CONFLICT (id) DO NOTHING`
+
+// updateSession replaces the header fields when the stored copy is older;
+// rows without updated_at_us (upstream, or written before it existed) are
+// compared by updated_at.
+const updateSession = `INSERT INTO sessions ` + sessionColumns + `
+	ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
+	updated_at = EXCLUDED.updated_at, updated_at_us = EXCLUDED.updated_at_us,
+	version = EXCLUDED.version, archived = EXCLUDED.archived
+	WHERE COALESCE(sessions.updated_at_us, (extract(epoch FROM sessions.updated_at) * 1000000)::bigint)
+	      < EXCLUDED.updated_at_us`
 
 func (a *pgAdapter) PutSession(ctx context.Context, s Session) error {
+	if err := a.writeSession(ctx, insertSession, s); err != nil {
+		return fmt.Errorf("archive: postgres put session: %w", err)
+	}
+	return nil
+}
+
+func (a *pgAdapter) UpdateSession(ctx context.Context, s Session) error {
+	if err := a.writeSession(ctx, updateSession, s); err != nil {
+		return fmt.Errorf("archive: postgres update session: %w", err)
+	}
+	return nil
+}
+
+func (a *pgAdapter) writeSession(ctx context.Context, query string, s Session) error {
 	if s.ID == "" {
-		return errors.New("archive: postgres put session: empty session id")
+		return errors.New("empty session id")
 	}
 	meta, err := canonicalObject(s.Metadata)
 	if err != nil {
-		return fmt.Errorf("archive: postgres put session %q metadata: %w", s.ID, err)
+		return fmt.Errorf("%q metadata: %w", s.ID, err)
 	}
 	var creator *string
 	if s.Creator != nil {
@@ -213,17 +241,19 @@ func (a *pgAdapter) PutSession(ctx context.Context, s Session) error {
 		c := string(append(b, '}'))
 		creator = &c
 	}
-	_, err = a.pool.Exec(ctx, insertSession, s.ID, s.Title, string(meta), floorSeconds(s.CreatedAt),
-		creator, s.TenantID, s.CreatedAt)
+	updated := max(s.UpdatedAt, s.CreatedAt)
+	_, err = a.pool.Exec(ctx, query, s.ID, s.Title, string(meta), floorSeconds(s.CreatedAt),
+		creator, s.TenantID, s.CreatedAt, updated, updated, int64(max(s.Version, 1)), s.Archived)
 	if err != nil {
-		return fmt.Errorf("archive: postgres put session %q: %w", s.ID, err)
+		return fmt.Errorf("%q: %w", s.ID, err)
 	}
 	return nil
 }
 
 const selectSession = `SELECT id, title, metadata::text,
 	COALESCE(created_at_us, (extract(epoch FROM created_at) * 1000000)::bigint),
-	creator_principal::text, tenant_id
+	creator_principal::text, tenant_id,
+	COALESCE(updated_at_us, (extract(epoch FROM updated_at) * 1000000)::bigint), version, archived
 	FROM sessions WHERE id = $1`
 
 func (a *pgAdapter) GetSession(ctx context.Context, id string) (Session, error) {
@@ -231,14 +261,17 @@ func (a *pgAdapter) GetSession(ctx context.Context, id string) (Session, error) 
 		s       Session
 		meta    []byte
 		creator *string
+		version int64
 	)
-	err := a.pool.QueryRow(ctx, selectSession, id).Scan(&s.ID, &s.Title, &meta, &s.CreatedAt, &creator, &s.TenantID)
+	err := a.pool.QueryRow(ctx, selectSession, id).Scan(&s.ID, &s.Title, &meta, &s.CreatedAt, &creator, &s.TenantID,
+		&s.UpdatedAt, &version, &s.Archived)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrNotFound
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("archive: postgres get session %q: %w", id, err)
 	}
+	s.Version = uint64(max(version, 1))
 	if s.Metadata, err = jsonc.Canonical(meta); err != nil {
 		return Session{}, fmt.Errorf("archive: postgres get session %q metadata: %w", id, err)
 	}

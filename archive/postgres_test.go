@@ -88,7 +88,7 @@ func TestPostgresSchema(t *testing.T) {
 	ctx := context.Background()
 	conn := pgConn(t, url)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM starcite_schema_migrations").Scan(&n); err != nil || n != 2 {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM starcite_schema_migrations").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("migrations recorded: %d, %v", n, err)
 	}
 	rows, _ := conn.Query(ctx, `SELECT table_name, column_name, data_type, is_nullable, coalesce(datetime_precision, -1),
@@ -122,6 +122,8 @@ func TestPostgresSchema(t *testing.T) {
 		"sessions.id text NO", "sessions.title text YES", "sessions.metadata jsonb NO default '{}'::jsonb",
 		"sessions.created_at timestamp without time zone NO (0)", "sessions.creator_principal jsonb YES",
 		"sessions.tenant_id text NO", "sessions.created_at_us bigint YES",
+		"sessions.archived boolean NO default false", "sessions.updated_at timestamp with time zone NO (6) default now()",
+		"sessions.version bigint NO default 1", "sessions.updated_at_us bigint YES",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("columns:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -138,6 +140,7 @@ func TestPostgresSchema(t *testing.T) {
 	wantIdx := []string{
 		"CREATE INDEX events_session_id_producer_id_producer_seq_index ON events USING btree (session_id, producer_id, producer_seq)",
 		"CREATE INDEX sessions_metadata_index ON sessions USING gin (metadata)",
+		"CREATE INDEX sessions_tenant_id_archived_id_index ON sessions USING btree (tenant_id, archived, id)",
 		"CREATE INDEX sessions_tenant_id_index ON sessions USING btree (tenant_id)",
 		"CREATE UNIQUE INDEX events_pkey ON events USING btree (session_id, seq)",
 		"CREATE UNIQUE INDEX sessions_pkey ON sessions USING btree (id)",
@@ -199,8 +202,15 @@ func TestPostgresUpstreamRows(t *testing.T) {
 		 '2026-03-01 12:00:02', NULL, NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO sessions (id, title, metadata, created_at, creator_principal, tenant_id)
-		VALUES ('up', NULL, '{"b": 1, "a": "x"}', '2026-03-01 12:00:01', '{"id": "bob", "type": "user", "tenant_id": "t1"}', 't1')`); err != nil {
+	// A row of an upstream release with the header columns, and one of an
+	// older writer that does not know them.
+	if _, err := conn.Exec(ctx, `INSERT INTO sessions (id, title, metadata, created_at, creator_principal, tenant_id,
+		updated_at, version, archived) VALUES ('up', NULL, '{"b": 1, "a": "x"}', '2026-03-01 12:00:01',
+		'{"id": "bob", "type": "user", "tenant_id": "t1"}', 't1', '2026-03-01 12:00:09.000042+00', 4, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO sessions (id, metadata, created_at, tenant_id)
+		VALUES ('older', '{}', '2026-03-01 12:00:01', 't1')`); err != nil {
 		t.Fatal(err)
 	}
 	got := mustRead(t, a, "up", 1, 10)
@@ -212,7 +222,21 @@ func TestPostgresUpstreamRows(t *testing.T) {
 		t.Fatalf("upstream rows:\n%s", fmtEvents(got))
 	}
 	checkSession(t, a, Session{ID: "up", TenantID: "t1", Creator: &Principal{"t1", "bob", "user"},
-		Metadata: []byte(`{"a":"x","b":1}`), CreatedAt: baseTime - 123456})
+		Metadata: []byte(`{"a":"x","b":1}`), CreatedAt: baseTime - 123456, UpdatedAt: baseTime - 123456 + 8_000_042,
+		Version: 4, Archived: true})
+	// The older writer's row takes the column defaults: its insert time.
+	older, err := a.GetSession(ctx, "older")
+	if err != nil || older.Version != 1 || older.Archived || older.UpdatedAt < older.CreatedAt {
+		t.Fatalf("row without header columns: %s, %v", fmtSession(older), err)
+	}
+	// An update compares against updated_at when updated_at_us is NULL.
+	if err := a.UpdateSession(ctx, Session{ID: "up", TenantID: "t1", Metadata: []byte(`{}`), CreatedAt: baseTime - 123456,
+		UpdatedAt: baseTime - 123456 + 8_000_041, Version: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.GetSession(ctx, "up"); got.Version != 4 {
+		t.Fatalf("an older copy replaced an upstream row: %s", fmtSession(got))
+	}
 }
 
 func fmtEvents(evs []fsm.Event) string {

@@ -202,6 +202,35 @@ func (a *s3Adapter) PutSession(ctx context.Context, s Session) error {
 	return nil // written, or it already existed: first write wins
 }
 
+// UpdateSession replaces the catalogue object with the conditional write
+// protocol of chunks, so concurrent updates never roll it back.
+func (a *s3Adapter) UpdateSession(ctx context.Context, s Session) error {
+	body, err := encodeSession(s)
+	if err != nil {
+		return fmt.Errorf("archive: s3 update session: %w", err)
+	}
+	key := a.sessionKey(objectName(s.ID))
+	err = a.conditionalPut(ctx, key, "application/json", func(stored []byte, found bool) ([]byte, error) {
+		if !found {
+			return body, nil
+		}
+		cur, err := decodeSession(stored)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("s3://%s/%s: %w", a.bucket, key, err)
+		case cur.ID != s.ID:
+			return nil, fmt.Errorf("s3://%s/%s holds session %q", a.bucket, key, cur.ID)
+		case cur.UpdatedAt >= s.UpdatedAt:
+			return nil, nil
+		}
+		return body, nil
+	})
+	if err != nil {
+		return fmt.Errorf("archive: s3 update session %q: %w", s.ID, err)
+	}
+	return nil
+}
+
 func (a *s3Adapter) GetSession(ctx context.Context, id string) (Session, error) {
 	key := a.sessionKey(objectName(id))
 	body, _, found, err := a.get(ctx, key)
@@ -237,25 +266,41 @@ func (a *s3Adapter) WriteEvents(ctx context.Context, sessionID string, events []
 }
 
 func (a *s3Adapter) writeChunk(ctx context.Context, key string, events []fsm.Event) error {
+	return a.conditionalPut(ctx, key, "application/x-ndjson", func(stored []byte, _ bool) ([]byte, error) {
+		lines, err := parseChunk(stored)
+		if err != nil {
+			return nil, fmt.Errorf("s3://%s/%s: %w", a.bucket, key, err)
+		}
+		body, changed := mergeChunk(lines, events)
+		if !changed {
+			return nil, nil
+		}
+		return body, nil
+	})
+}
+
+// conditionalPut is the write protocol of every object that changes: read
+// the object, let next decide the new body from what is stored (nil: leave
+// it), and PUT it only if the object is still what was read (If-Match its
+// ETag, or If-None-Match: * when absent). A lost race is re-read and
+// decided again, up to the configured number of retries.
+func (a *s3Adapter) conditionalPut(ctx context.Context, key, contentType string,
+	next func(stored []byte, found bool) ([]byte, error)) error {
 	for attempt := 0; ; attempt++ {
 		stored, etag, found, err := a.get(ctx, key)
 		if err != nil {
 			return err
 		}
-		lines, err := parseChunk(stored)
-		if err != nil {
-			return fmt.Errorf("s3://%s/%s: %w", a.bucket, key, err)
-		}
-		body, changed := mergeChunk(lines, events)
-		if !changed {
-			return nil
+		body, err := next(stored, found)
+		if err != nil || body == nil {
+			return err
 		}
 		in := &s3.PutObjectInput{
 			Bucket:        aws.String(a.bucket),
 			Key:           aws.String(key),
 			Body:          bytes.NewReader(body),
 			ContentLength: aws.Int64(int64(len(body))),
-			ContentType:   aws.String("application/x-ndjson"),
+			ContentType:   aws.String(contentType),
 		}
 		if found {
 			in.IfMatch = aws.String(etag)

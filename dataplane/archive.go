@@ -84,7 +84,8 @@ func (p *Plane) catalogueLookup(ctx context.Context, id string, cause error) (fs
 
 // CatalogueEntry is a session as the archive catalogue stores it.
 func CatalogueEntry(s fsm.SessionInfo) archive.Session {
-	e := archive.Session{ID: s.ID, Title: s.Title, TenantID: s.TenantID, Metadata: s.Metadata, CreatedAt: s.CreatedAt}
+	e := archive.Session{ID: s.ID, Title: s.Title, TenantID: s.TenantID, Metadata: s.Metadata, CreatedAt: s.CreatedAt,
+		UpdatedAt: s.UpdatedAt, Version: s.Version, Archived: s.Archived}
 	if s.Creator != (fsm.Principal{}) {
 		e.Creator = &archive.Principal{TenantID: s.Creator.TenantID, ID: s.Creator.ID, Type: s.Creator.Type}
 	}
@@ -93,7 +94,7 @@ func CatalogueEntry(s fsm.SessionInfo) archive.Session {
 
 func sessionFromCatalogue(e archive.Session) fsm.SessionInfo {
 	s := fsm.SessionInfo{Header: fsm.Header{ID: e.ID, TenantID: e.TenantID, Title: e.Title, Metadata: e.Metadata,
-		CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt, Version: 1}}
+		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Version: e.Version, Archived: e.Archived}}
 	if e.Creator != nil {
 		s.Creator = fsm.Principal{TenantID: e.Creator.TenantID, ID: e.Creator.ID, Type: e.Creator.Type}
 	}
