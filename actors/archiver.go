@@ -59,6 +59,17 @@ type (
 	}
 )
 
+// ArchiverPlane is what the archiver reads and commits: package
+// dataplane's *Plane in a node, a fake in a test.
+type ArchiverPlane interface {
+	LocalGroups() []int
+	IsLeader(group int) bool
+	Pending(group int, after string, maxSessions, maxEvents int) ([]fsm.PendingSession, error)
+	AckArchived(ctx context.Context, group int, marks []fsm.ArchiveMark) error
+	Session(ctx context.Context, id string) (fsm.SessionInfo, error)
+	HotBytes() int64
+}
+
 // Archiver moves committed events to the archive: every interval, for the
 // groups this node leads, it writes each session's oldest unarchived
 // events (up to 5,000) and then commits ack_archived through Raft, which
@@ -71,7 +82,7 @@ type (
 // per streak.
 type Archiver struct {
 	act.Actor
-	plane    *dataplane.Plane
+	plane    ArchiverPlane
 	store    archive.Adapter
 	interval time.Duration
 
@@ -86,7 +97,7 @@ type Archiver struct {
 }
 
 // NewArchiver returns the factory of the archiver.
-func NewArchiver(p *dataplane.Plane, store archive.Adapter, interval time.Duration) gen.ProcessFactory {
+func NewArchiver(p ArchiverPlane, store archive.Adapter, interval time.Duration) gen.ProcessFactory {
 	return func() gen.ProcessBehavior {
 		return &Archiver{plane: p, store: store, interval: interval}
 	}
@@ -128,7 +139,7 @@ type groupWork struct {
 // collect reads the pending events of every group this node leads.
 func (a *Archiver) collect() []groupWork {
 	var work []groupWork
-	for _, g := range a.plane.Raft().LocalGroups() {
+	for _, g := range a.plane.LocalGroups() {
 		if !a.plane.IsLeader(g) {
 			continue
 		}
@@ -257,7 +268,7 @@ func (a *Archiver) HandleInspect(from gen.PID, item ...string) map[string]string
 		"cycles":          strconv.Itoa(a.cycles),
 		"archived_events": strconv.FormatUint(a.archived, 10),
 		"failing_cycles":  strconv.Itoa(a.failures),
-		"hot_bytes":       strconv.FormatInt(a.plane.Raft().HotBytes(), 10),
+		"hot_bytes":       strconv.FormatInt(a.plane.HotBytes(), 10),
 	}
 	if !a.lastCycle.IsZero() {
 		out["last_cycle"] = a.lastCycle.UTC().Format(time.RFC3339)

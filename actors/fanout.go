@@ -78,6 +78,15 @@ func (n *Notifier) Committed(group uint64, out fsm.Output) {
 	}
 }
 
+// FanoutPlane is what the fan-out actor needs to know about placement:
+// package dataplane's *Plane in a node, a fake in a test.
+type FanoutPlane interface {
+	Placement() *dataplane.Placement
+	IsLocal(group int) bool
+	// Candidates are the other replicas of group, best first.
+	Candidates(group int) []string
+}
+
 // Fanout delivers committed events to the TailSockets of their session on
 // this node, and committed header changes to lifecycle subscribers
 // (lifecycle_feed.go). Every replica applies every commit in log order, so a node
@@ -87,7 +96,7 @@ func (n *Notifier) Committed(group uint64, out fsm.Output) {
 // the updates from its fan-out.
 type Fanout struct {
 	act.Actor
-	plane     *dataplane.Plane
+	plane     FanoutPlane
 	self      string
 	subs      map[string]map[gen.PID]struct{}
 	sessionOf map[gen.PID]string
@@ -104,7 +113,7 @@ type Fanout struct {
 }
 
 // NewFanout returns the factory of the fan-out actor.
-func NewFanout(p *dataplane.Plane, self string) gen.ProcessFactory {
+func NewFanout(p FanoutPlane, self string) gen.ProcessFactory {
 	return func() gen.ProcessBehavior { return &Fanout{plane: p, self: self} }
 }
 
@@ -124,7 +133,7 @@ func (a *Fanout) Init(args ...any) error {
 // feed makes sure updates of a session reach this node: directly when it
 // holds a replica of the session's group, else through another node.
 func (a *Fanout) feed(session string) {
-	if a.via[session] != "" || a.plane.Raft().IsLocal(a.plane.Placement().Group(session)) {
+	if a.via[session] != "" || a.plane.IsLocal(a.plane.Placement().Group(session)) {
 		return
 	}
 	for _, node := range a.plane.Candidates(a.plane.Placement().Group(session)) {

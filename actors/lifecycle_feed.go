@@ -91,7 +91,7 @@ func (a *Fanout) feedLifecycle() {
 	byNode := map[string][]int{}
 	missing := false
 	for g := 0; g < a.plane.Placement().Groups(); g++ {
-		if a.lifeVia[g] != "" || a.plane.Raft().IsLocal(g) {
+		if a.lifeVia[g] != "" || a.plane.IsLocal(g) {
 			continue
 		}
 		fed := false

@@ -98,6 +98,16 @@ type nodeState struct {
 	raftReady bool
 }
 
+// ObserverPlane is what the observer reads and publishes: package
+// dataplane's *Plane in a node, a fake in a test.
+type ObserverPlane interface {
+	Placement() *dataplane.Placement
+	// Consensus is this node's consensus readiness (its replicas' leaders).
+	Consensus() dataplane.Readiness
+	// PublishView hands the routing and readiness view to the request path.
+	PublishView(v *dataplane.View)
+}
+
 // Observer tracks the liveness of the write nodes: ready → suspect (down
 // or silent) → lost (after 120 s); draining is sticky until an operator
 // undrains. It publishes the ready set (observer-ready and
@@ -106,14 +116,14 @@ type nodeState struct {
 // mailbox.
 type Observer struct {
 	act.Actor
-	plane *dataplane.Plane
+	plane ObserverPlane
 	self  string
 	nodes map[string]*nodeState
 	marks map[string]DrainMark
 }
 
 // NewObserver returns the factory of the observer.
-func NewObserver(p *dataplane.Plane, self string) gen.ProcessFactory {
+func NewObserver(p ObserverPlane, self string) gen.ProcessFactory {
 	return func() gen.ProcessBehavior { return &Observer{plane: p, self: self} }
 }
 
@@ -181,7 +191,7 @@ func (o *Observer) HandleMessage(from gen.PID, message any) error {
 func (o *Observer) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
 	switch r := request.(type) {
 	case ping:
-		return pong{Node: o.self, Ready: o.plane.Raft().Readiness(dataplane.ReadinessMaxAge).Probe.Ready, Marks: o.markList()}, nil
+		return pong{Node: o.self, Ready: o.plane.Consensus().Probe.Ready, Marks: o.markList()}, nil
 	case Drain:
 		if _, ok := o.nodes[r.Node]; !ok {
 			return fmt.Errorf("unknown node %q (known nodes: %s)", r.Node, strings.Join(o.plane.Placement().Nodes(), ", ")), nil
@@ -206,7 +216,7 @@ func (o *Observer) HandleCall(from gen.PID, ref gen.Ref, request any) (any, erro
 // readiness from the local probe.
 func (o *Observer) refreshSelf() {
 	if st := o.nodes[o.self]; st != nil {
-		st.raftReady = o.plane.Raft().Readiness(dataplane.ReadinessMaxAge).Probe.Ready
+		st.raftReady = o.plane.Consensus().Probe.Ready
 	}
 }
 

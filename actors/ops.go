@@ -12,6 +12,7 @@ import (
 	"ergo.services/ergo/gen"
 
 	"starcite/dataplane"
+	"starcite/fsm"
 )
 
 // OpsName is the registered name of the ops actor, which `starcite ops`
@@ -26,6 +27,25 @@ const (
 	drainWatch     = 200 * time.Millisecond // how soon a drain closes this node's tails
 	handoffRetry   = time.Second            // between leadership transfers of one group
 )
+
+// OpsPlane is what the ops actor reads and does: package dataplane's
+// *Plane in a node, a fake in a test.
+type OpsPlane interface {
+	Self() string
+	Placement() *dataplane.Placement
+	View() *dataplane.View
+	Routes() *dataplane.Routes
+	Draining() bool
+	LocalGroups() []int
+	IsLeader(group int) bool
+	TransferLeader(group int, node string) error
+	Health(writeNode bool) (notReady string, rd dataplane.Readiness)
+	LocalReady(writeNode bool, maxAge time.Duration) bool
+	GroupStatus(group int) (dataplane.GroupStatus, error)
+	GroupSessions(group, limit int) ([]fsm.SessionStat, fsm.GroupTotals, error)
+	HotBytes() int64
+	HotEvents() int64
+}
 
 // OpsConfig is what the ops actor reports beyond the data plane.
 type OpsConfig struct {
@@ -68,7 +88,7 @@ type opsTick struct{}
 // replicas, so stopping the node costs no election.
 type Ops struct {
 	act.Actor
-	plane    *dataplane.Plane
+	plane    OpsPlane
 	cfg      OpsConfig
 	draining bool
 	handoff  map[int]time.Time // group → last leadership transfer asked
@@ -77,7 +97,7 @@ type Ops struct {
 }
 
 // NewOps returns the factory of the ops actor.
-func NewOps(p *dataplane.Plane, cfg OpsConfig) gen.ProcessFactory {
+func NewOps(p OpsPlane, cfg OpsConfig) gen.ProcessFactory {
 	return func() gen.ProcessBehavior { return &Ops{plane: p, cfg: cfg} }
 }
 
@@ -153,7 +173,7 @@ func (o *Ops) handOff() {
 	v := o.plane.View()
 	self := o.plane.Self()
 	now := time.Now()
-	for _, g := range o.plane.Raft().LocalGroups() {
+	for _, g := range o.plane.LocalGroups() {
 		if !o.plane.IsLeader(g) || now.Sub(o.handoff[g]) < handoffRetry {
 			continue
 		}
@@ -162,7 +182,7 @@ func (o *Ops) handOff() {
 			continue // nobody to hand it to: stopping this node will cost an election
 		}
 		o.handoff[g] = now
-		if err := o.plane.Raft().TransferLeader(g, targets[g%len(targets)]); err != nil {
+		if err := o.plane.TransferLeader(g, targets[g%len(targets)]); err != nil {
 			o.Log().Warning("hand off leadership of group %d: %s", g, err)
 		}
 	}
@@ -243,7 +263,7 @@ type opsWait struct {
 // with timer messages; the worker exits with its answer.
 type opsWorker struct {
 	act.Actor
-	plane *dataplane.Plane
+	plane OpsPlane
 	cfg   OpsConfig
 	job   opsJob
 	wait  *opsWait
@@ -415,7 +435,7 @@ func (w *opsWorker) drained() bool {
 	if !w.cfg.WriteNode || v == nil || !v.Draining[self] || v.Ready[self] {
 		return false
 	}
-	for _, g := range w.plane.Raft().LocalGroups() {
+	for _, g := range w.plane.LocalGroups() {
 		if w.plane.IsLeader(g) && len(readyPeers(v, w.plane.Placement().Replicas(g), self)) > 0 {
 			return false
 		}

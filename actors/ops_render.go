@@ -93,7 +93,7 @@ type archiveReport struct {
 func (w *opsWorker) status() OpsReply {
 	p := w.plane
 	pl := p.Placement()
-	rd := p.Raft().Readiness(dataplane.ReadinessMaxAge)
+	notReady, rd := p.Health(w.cfg.WriteNode)
 	self := p.Self()
 	r := statusReport{
 		Node:                   self,
@@ -106,7 +106,7 @@ func (w *opsWorker) status() OpsReply {
 		WriteNodes:             pl.Nodes(),
 		WriteReplicationFactor: len(pl.Replicas(0)),
 		NumGroups:              pl.Groups(),
-		LocalGroups:            nonNil(p.Raft().LocalGroups()),
+		LocalGroups:            nonNil(p.LocalGroups()),
 		RaftStorage: map[string]string{
 			"starcite_data_dir": w.cfg.DataDir,
 			// Dragonboat keeps log, WAL and snapshots under one NodeHost
@@ -120,7 +120,7 @@ func (w *opsWorker) status() OpsReply {
 	if w.cfg.WriteNode {
 		r.LocalMode = "write_node"
 	}
-	r.Readiness.Reason = p.NotReadyReason(w.cfg.WriteNode, rd)
+	r.Readiness.Reason = notReady
 	r.Readiness.HTTPReady = r.Readiness.Reason == ""
 	if rd.Probe.FailingGroup >= 0 {
 		g := rd.Probe.FailingGroup
@@ -149,7 +149,7 @@ func (w *opsWorker) status() OpsReply {
 	}
 
 	r.Groups = []groupReport{}
-	for _, g := range p.Raft().LocalGroups() {
+	for _, g := range p.LocalGroups() {
 		gs, err := p.GroupStatus(g)
 		gr := groupReport{Group: g, Leader: gs.Leader, Term: gs.Term, Members: nonNil(gs.Members),
 			LogIndex: gs.LogIndex, Sessions: gs.Totals.Sessions, Events: gs.Totals.Events,
@@ -164,8 +164,8 @@ func (w *opsWorker) status() OpsReply {
 		r.Archive.PendingSessions += gs.Totals.PendingSessions
 		r.Groups = append(r.Groups, gr)
 	}
-	r.Archive.PendingEvents = p.Raft().HotEvents()
-	r.Archive.PendingBytes = p.Raft().HotBytes()
+	r.Archive.PendingEvents = p.HotEvents()
+	r.Archive.PendingBytes = p.HotBytes()
 	r.Archive.Archiver = map[string]string{}
 	if pid, err := w.Node().ProcessPID(ArchiverName); err == nil {
 		if m, err := w.Node().Inspect(pid); err == nil {

@@ -103,13 +103,23 @@ func (b *outbox) waitDrain() bool {
 	return false
 }
 
+// TailPlane is what a TailSocket reads: package dataplane's *Plane in a
+// node, a fake in a test.
+type TailPlane interface {
+	// Draining reports whether this node was drained (its tails close).
+	Draining() bool
+	// LastSeq is a session's last seq, without a consensus round trip.
+	LastSeq(ctx context.Context, id string) (uint64, bool)
+	Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (dataplane.Page, error)
+}
+
 // TailSocket owns one WebSocket tail: its cursor, the replay, the buffer
 // of live events that arrive during replay, the token-expiry and catch-up
 // timers. Socket I/O happens elsewhere: the upgrade goroutine reads
 // (Tails.Serve), a writer meta process writes.
 type TailSocket struct {
 	act.Actor
-	plane *dataplane.Plane
+	plane TailPlane
 	spec  edge.Tail
 	conn  *websocket.Conn
 	out   gen.Alias
@@ -124,7 +134,7 @@ type TailSocket struct {
 }
 
 // NewTailSocket returns the factory of TailSocket actors.
-func NewTailSocket(p *dataplane.Plane) gen.ProcessFactory {
+func NewTailSocket(p TailPlane) gen.ProcessFactory {
 	return func() gen.ProcessBehavior { return &TailSocket{plane: p} }
 }
 

@@ -92,6 +92,24 @@ func (p *Plane) IsLeader(group int) bool {
 	return ok && leader == p.raft.cfg.Self
 }
 
+// LocalGroups are the groups with a replica on this node.
+func (p *Plane) LocalGroups() []int { return p.raft.LocalGroups() }
+
+// IsLocal reports whether this node holds a replica of group.
+func (p *Plane) IsLocal(group int) bool { return p.raft.IsLocal(group) }
+
+// HotBytes is the size of the unarchived events of the local replicas.
+func (p *Plane) HotBytes() int64 { return p.raft.HotBytes() }
+
+// HotEvents is the number of unarchived events of the local replicas.
+func (p *Plane) HotEvents() int64 { return p.raft.HotEvents() }
+
+// TransferLeader asks the local replica of group to hand its leadership
+// to node (see Raft.TransferLeader).
+func (p *Plane) TransferLeader(group int, node string) error {
+	return p.raft.TransferLeader(group, node)
+}
+
 // Create commits a new session. ErrSessionExists when the id is taken.
 func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
 	group := p.placement.Group(c.Header.ID)

@@ -34,30 +34,36 @@ const (
 	NotReadyRouterSync   = "router_sync"   // some group has no ready replica to route to
 )
 
-// NotReadyReason is the readiness rule of /health/ready
-// (docs/api.md#readiness), "" when the node is ready. A write node is
-// ready when an operator has not drained it, every local group has a
-// leader (rd, its consensus probe), and its observer lists it as ready; a
-// router node when every group has a ready replica to route to.
-func (p *Plane) NotReadyReason(writeNode bool, rd Readiness) string {
+// Health is this node's readiness by the rule of /health/ready
+// (docs/api.md#readiness): notReady is "" when the node is ready, else the
+// reason; rd is the consensus probe behind it (ReadinessMaxAge old at
+// most). A write node is ready when an operator has not drained it, every
+// local group has a leader, and its observer lists it as ready; a router
+// node when every group has a ready replica to route to.
+func (p *Plane) Health(writeNode bool) (notReady string, rd Readiness) {
+	rd = p.Consensus()
 	if !writeNode {
 		if !p.Reachable() {
-			return NotReadyRouterSync
+			return NotReadyRouterSync, rd
 		}
-		return ""
+		return "", rd
 	}
 	self := p.Self()
 	v := p.View()
 	switch {
 	case v != nil && v.Draining[self]:
-		return NotReadyDraining
+		return NotReadyDraining, rd
 	case !rd.Probe.Ready:
-		return NotReadyRaftSync
+		return NotReadyRaftSync, rd
 	case v == nil || !v.Ready[self]:
-		return NotReadyObserverSync
+		return NotReadyObserverSync, rd
 	}
-	return ""
+	return "", rd
 }
+
+// Consensus is the consensus readiness of the local replicas, from a
+// probe at most ReadinessMaxAge old.
+func (p *Plane) Consensus() Readiness { return p.raft.Readiness(ReadinessMaxAge) }
 
 // LocalReady is the local readiness of docs/operations.md#starcite-ops: a
 // write node's consensus probe (maxAge 0 forces a fresh one), a router

@@ -267,14 +267,13 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, id string) {
 }
 
 // ready: GET /health/ready (docs/api.md#readiness), by the readiness
-// rule of dataplane.Plane.NotReadyReason.
+// rule of dataplane.Plane.Health.
 func (s *Server) ready(ctx *fasthttp.RequestCtx, _ string) {
 	mode := "router_node"
 	if s.cfg.WriteNode {
 		mode = "write_node"
 	}
-	rd := s.plane.Raft().Readiness(dataplane.ReadinessMaxAge)
-	reason := s.plane.NotReadyReason(s.cfg.WriteNode, rd)
+	reason, rd := s.plane.Health(s.cfg.WriteNode)
 	if reason == "" {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok","mode":"`+mode+`"}`))
 		return

@@ -9,6 +9,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"starcite/dataplane"
+	"starcite/fsm"
 )
 
 // MaxBodyBytes is the largest request body accepted (docs/decisions.md#d2).
@@ -56,17 +58,35 @@ type Authenticator interface {
 	Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError)
 }
 
+// DataPlane is what the handlers read and write: package dataplane's
+// *Plane in a node, a fake in this package's tests.
+type DataPlane interface {
+	Create(ctx context.Context, c *fsm.CreateSession) error
+	Append(ctx context.Context, a *fsm.AppendEvent) (fsm.AppendResult, error)
+	// Session is the immutable part of a session (id, tenant, creator,
+	// ...), possibly cached: what authorization needs.
+	Session(ctx context.Context, id string) (fsm.SessionInfo, error)
+	// SessionState is the whole session, last_seq and archived_seq
+	// included, read through consensus.
+	SessionState(ctx context.Context, id string) (fsm.SessionInfo, error)
+	List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, error)
+	Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (dataplane.Page, error)
+	// Health is the node's readiness: "" when ready, else the reason,
+	// and the consensus probe behind it.
+	Health(writeNode bool) (notReady string, rd dataplane.Readiness)
+}
+
 // Server holds the handlers of the API.
 type Server struct {
 	cfg   Config
-	plane *dataplane.Plane
+	plane DataPlane
 	auth  Authenticator
 	log   *slog.Logger
 	conns atomic.Int64 // open client connections, tail WebSockets included
 }
 
 // NewServer returns the API over plane.
-func NewServer(cfg Config, plane *dataplane.Plane, auth Authenticator, log *slog.Logger) *Server {
+func NewServer(cfg Config, plane DataPlane, auth Authenticator, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, plane: plane, auth: auth, log: log}
 	if cfg.Tails != nil {
 		s.cfg.Tails = countedTails{cfg.Tails, s}
