@@ -128,6 +128,9 @@ func (w *routerWorker) HandleCall(from gen.PID, ref gen.Ref, request any) (any, 
 	case dataplane.ReadRequest:
 		forwardedRequests.WithLabelValues("read").Inc()
 		return w.plane.ServeRead(ctx, r), nil
+	case dataplane.HeaderReadRequest:
+		forwardedRequests.WithLabelValues("read").Inc()
+		return w.plane.ServeHeaderRead(ctx, r), nil
 	}
 	return nil, nil
 }
@@ -157,28 +160,31 @@ func (f *Forwarder) call(ctx context.Context, node string, req any) (any, error)
 	return v, err
 }
 
-// Propose forwards a command to node.
-func (f *Forwarder) Propose(ctx context.Context, node string, req dataplane.ProposeRequest) (dataplane.ProposeReply, error) {
+// callFor calls node's router with req and expects a reply of type R.
+func callFor[R any](f *Forwarder, ctx context.Context, node string, req any) (R, error) {
+	var zero R
 	v, err := f.call(ctx, node, req)
 	if err != nil {
-		return dataplane.ProposeReply{}, err
+		return zero, err
 	}
-	r, ok := v.(dataplane.ProposeReply)
+	r, ok := v.(R)
 	if !ok {
-		return dataplane.ProposeReply{}, fmt.Errorf("unexpected reply %T from %s", v, node)
+		return zero, fmt.Errorf("unexpected reply %T from %s", v, node)
 	}
 	return r, nil
 }
 
+// Propose forwards a command to node.
+func (f *Forwarder) Propose(ctx context.Context, node string, req dataplane.ProposeRequest) (dataplane.ProposeReply, error) {
+	return callFor[dataplane.ProposeReply](f, ctx, node, req)
+}
+
 // Read forwards a read to node.
 func (f *Forwarder) Read(ctx context.Context, node string, req dataplane.ReadRequest) (dataplane.ReadReply, error) {
-	v, err := f.call(ctx, node, req)
-	if err != nil {
-		return dataplane.ReadReply{}, err
-	}
-	r, ok := v.(dataplane.ReadReply)
-	if !ok {
-		return dataplane.ReadReply{}, fmt.Errorf("unexpected reply %T from %s", v, node)
-	}
-	return r, nil
+	return callFor[dataplane.ReadReply](f, ctx, node, req)
+}
+
+// ReadHeaders forwards a read of whole session headers to node.
+func (f *Forwarder) ReadHeaders(ctx context.Context, node string, req dataplane.HeaderReadRequest) (dataplane.HeaderReadReply, error) {
+	return callFor[dataplane.HeaderReadReply](f, ctx, node, req)
 }

@@ -21,6 +21,7 @@ func init() {
 		dataplane.SessionWire{}, dataplane.ListRequest{},
 		dataplane.ProposeRequest{}, dataplane.ProposeReply{},
 		dataplane.ReadRequest{}, dataplane.ReadReply{},
+		dataplane.SessionRecord{}, dataplane.HeaderReadRequest{}, dataplane.HeaderReadReply{},
 		CursorUpdate{}, remoteSubscribe{}, remoteUnsubscribe{}, remoteCursor{},
 		remoteLifecycleSubscribe{}, remoteChange{},
 		ping{}, DrainMark{}, pong{},

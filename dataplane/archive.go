@@ -40,10 +40,12 @@ func (p *Plane) AckArchived(ctx context.Context, group int, marks []fsm.ArchiveM
 // the session's first events anyway).
 const catalogueWrites = 64
 
-// catalogue writes a created session to the archive catalogue in the
-// background; failures are logged and otherwise ignored
-// (docs/api.md#create).
-func (p *Plane) catalogue(s fsm.SessionInfo) {
+// catalogue writes a session's header to the archive catalogue in the
+// background, after a create (first write wins) or a header change (a
+// later updated_at wins); failures are logged and otherwise ignored
+// (docs/api.md#create): the archiver writes the header it reads from the
+// replica with the session's events.
+func (p *Plane) catalogue(s fsm.SessionInfo, change bool) {
 	if p.cfg.Archive == nil {
 		return
 	}
@@ -56,8 +58,12 @@ func (p *Plane) catalogue(s fsm.SessionInfo) {
 		defer func() { <-p.catalogueSem }()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := p.cfg.Archive.PutSession(ctx, CatalogueEntry(s)); err != nil {
-			slog.Warn("archive catalogue write failed; the archiver retries it with the first events",
+		write := p.cfg.Archive.PutSession
+		if change {
+			write = p.cfg.Archive.UpdateSession
+		}
+		if err := write(ctx, CatalogueEntry(s)); err != nil {
+			slog.Warn("archive catalogue write failed; the archiver retries it with the session's next events",
 				"session", s.ID, "err", err)
 		}
 	}()

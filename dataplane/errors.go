@@ -24,6 +24,9 @@ var (
 	// ErrReplayGap: a gap-free range of events cannot be produced now
 	// (events only the archive holds, and the archive is unreachable).
 	ErrReplayGap = errors.New("ordered replay unavailable")
+	// ErrMetadataTooLarge: an update's merged metadata would exceed
+	// fsm.MaxMetadataBytes.
+	ErrMetadataTooLarge = errors.New("merged session metadata too large")
 	// ErrInternal: the state machine rejected a command it should never
 	// have been sent.
 	ErrInternal = errors.New("internal data plane error")
@@ -44,4 +47,12 @@ type ProducerSeqConflictError struct {
 
 func (e *ProducerSeqConflictError) Error() string {
 	return fmt.Sprintf("producer %s expected seq %d, got %d", e.ProducerID, e.Expected, e.Got)
+}
+
+// ExpectedVersionConflictError: an update's expected_version was not the
+// session's version.
+type ExpectedVersionConflictError struct{ Expected, Current uint64 }
+
+func (e *ExpectedVersionConflictError) Error() string {
+	return fmt.Sprintf("expected version %d, current version is %d", e.Expected, e.Current)
 }

@@ -122,7 +122,7 @@ func (p *Plane) Create(ctx context.Context, c *fsm.CreateSession) error {
 		s := fsm.SessionInfo{Header: c.Header}
 		s.UpdatedAt, s.Version = s.CreatedAt, 1
 		p.cacheSession(s)
-		p.catalogue(s)
+		p.catalogue(s, false)
 		return nil
 	case fsm.StatusSessionExists:
 		return ErrSessionExists
@@ -244,18 +244,21 @@ func (p *Plane) proposeLocal(ctx context.Context, group int, cmd []byte) (sm.Res
 	}
 }
 
-// Session returns the immutable part of a session (LastSeq and
-// ArchivedSeq are zero): what authorization needs. Served from the session
+// Session returns the immutable part of a session: what authorization
+// needs (id, tenant, creator, created_at). The fields that can change
+// (title, metadata, updated_at, version, archived) and the counters may be
+// stale or zero: read SessionState for them. Served from the session
 // cache; a miss reads the local replica, then confirms an absence with a
 // linearizable read so a session created a moment ago elsewhere is found;
-// when no replica can answer, the archive catalogue is asked.
+// when no replica can answer, the archive catalogue is asked. A read
+// forwarded to another node uses the wire type every version understands.
 func (p *Plane) Session(ctx context.Context, id string) (fsm.SessionInfo, error) {
 	if s, ok := p.sessions.GetIfPresent(id); ok {
 		return s, nil
 	}
-	s, err := p.readSession(ctx, id, false)
+	s, err := p.readSession(ctx, id, false, false)
 	if errors.Is(err, ErrSessionNotFound) {
-		s, err = p.readSession(ctx, id, true)
+		s, err = p.readSession(ctx, id, true, false)
 	}
 	if err != nil && !errors.Is(err, ErrSessionNotFound) {
 		s, err = p.catalogueLookup(ctx, id, err)
@@ -272,21 +275,22 @@ func (p *Plane) cacheSession(s fsm.SessionInfo) fsm.SessionInfo {
 	return s
 }
 
-// SessionState returns a session with its current last_seq and
-// archived_seq, as of a linearizable read.
+// SessionState returns a session with its whole header and current
+// last_seq and archived_seq, as of a linearizable read.
 func (p *Plane) SessionState(ctx context.Context, id string) (fsm.SessionInfo, error) {
-	return p.readSession(ctx, id, true)
+	return p.readSession(ctx, id, true, true)
 }
 
-func (p *Plane) readSession(ctx context.Context, id string, linearizable bool) (fsm.SessionInfo, error) {
-	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadSession, Groups: []int{p.placement.Group(id)}, ID: id, Linear: linearizable})
+func (p *Plane) readSession(ctx context.Context, id string, linearizable, headers bool) (fsm.SessionInfo, error) {
+	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadSession, Groups: []int{p.placement.Group(id)}, ID: id,
+		Linear: linearizable}, headers)
 	if err != nil {
 		return fsm.SessionInfo{}, fmt.Errorf("read session %q: %w", id, err)
 	}
-	if !r.Found {
+	if !r.found || len(r.sessions) == 0 {
 		return fsm.SessionInfo{}, ErrSessionNotFound
 	}
-	return fromWire(r.Session), nil
+	return r.sessions[0], nil
 }
 
 // read runs q on the local replica of group.
@@ -326,11 +330,11 @@ type Page struct {
 // ErrReplayGap, never a page that silently skips events.
 func (p *Plane) Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (Page, error) {
 	r, err := p.readGroups(ctx, ReadRequest{Kind: ReadEvents, Groups: []int{p.placement.Group(id)}, ID: id,
-		After: after, Limit: limit, Linear: linearizable})
+		After: after, Limit: limit, Linear: linearizable}, false)
 	if err != nil {
 		return Page{}, fmt.Errorf("read events of %q: %w", id, err)
 	}
-	hot := r.Events
+	hot := r.events
 	if !hot.Found {
 		return Page{}, ErrSessionNotFound
 	}
@@ -402,7 +406,7 @@ func (p *Plane) List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, e
 // knows it, without a consensus round trip (the tail catch-up check,
 // docs/api.md#replay-then-live); ok is false when no replica answers.
 func (p *Plane) LastSeq(ctx context.Context, id string) (uint64, bool) {
-	s, err := p.readSession(ctx, id, false)
+	s, err := p.readSession(ctx, id, false, false)
 	if err != nil {
 		return 0, false
 	}

@@ -26,6 +26,7 @@ type View struct {
 type Forwarder interface {
 	Propose(ctx context.Context, node string, req ProposeRequest) (ProposeReply, error)
 	Read(ctx context.Context, node string, req ReadRequest) (ReadReply, error)
+	ReadHeaders(ctx context.Context, node string, req HeaderReadRequest) (HeaderReadReply, error)
 }
 
 // The wire types below cross nodes, so they hold no pointers.
@@ -111,6 +112,83 @@ func fromWire(w SessionWire) fsm.SessionInfo {
 		s.Title = &t
 	}
 	return s
+}
+
+// HeaderReadRequest is a ReadSession or ReadList whose reply carries whole
+// session headers. It was added beside ReadRequest, whose reply has no
+// room for the header fields that can change (docs/decisions.md#d40): a
+// node of the previous version does not understand it, and the caller
+// moves on to the next replica.
+type HeaderReadRequest struct {
+	Read     ReadRequest
+	Archived uint8 // ReadList: fsm.ArchivedFilter
+}
+
+// HeaderReadReply answers a HeaderReadRequest.
+type HeaderReadReply struct {
+	Err      string
+	Found    bool
+	Sessions []SessionRecord // ReadSession: the session when found
+}
+
+// SessionRecord is fsm.SessionInfo on the wire: the header in the state
+// machine's own encoding (fsm.AppendHeader, which has a format byte of
+// its own, so later header fields need no new wire type) and the counters.
+type SessionRecord struct {
+	Header               []byte
+	LastSeq, ArchivedSeq uint64
+}
+
+// readResult is the answer to a read, whichever wire type carried it.
+type readResult struct {
+	found    bool
+	sessions []fsm.SessionInfo // ReadSession: the session when found; ReadList: the matches
+	events   fsm.EventsResult
+}
+
+func (r *readResult) readReply() ReadReply {
+	out := ReadReply{Found: r.found, Events: r.events}
+	for _, s := range r.sessions {
+		out.Sessions = append(out.Sessions, toWire(s))
+	}
+	if len(out.Sessions) > 0 {
+		out.Session = out.Sessions[0]
+	}
+	return out
+}
+
+func resultFromReadReply(kind uint8, r ReadReply) readResult {
+	out := readResult{found: r.Found, events: r.Events}
+	switch {
+	case kind == ReadSession && r.Found:
+		out.sessions = []fsm.SessionInfo{fromWire(r.Session)}
+	case kind == ReadList:
+		for _, w := range r.Sessions {
+			out.sessions = append(out.sessions, fromWire(w))
+		}
+	}
+	return out
+}
+
+func (r *readResult) headerReply() HeaderReadReply {
+	out := HeaderReadReply{Found: r.found, Sessions: make([]SessionRecord, len(r.sessions))}
+	for i := range r.sessions {
+		s := &r.sessions[i]
+		out.Sessions[i] = SessionRecord{Header: fsm.AppendHeader(nil, &s.Header), LastSeq: s.LastSeq, ArchivedSeq: s.ArchivedSeq}
+	}
+	return out
+}
+
+func resultFromHeaderReply(r HeaderReadReply) (readResult, error) {
+	out := readResult{found: r.Found, sessions: make([]fsm.SessionInfo, len(r.Sessions))}
+	for i, rec := range r.Sessions {
+		h, err := fsm.ParseHeader(rec.Header)
+		if err != nil {
+			return readResult{}, fmt.Errorf("%w: %v", ErrInternal, err)
+		}
+		out.sessions[i] = fsm.SessionInfo{Header: h, LastSeq: rec.LastSeq, ArchivedSeq: rec.ArchivedSeq}
+	}
+	return out, nil
 }
 
 // Error codes on the wire, and back.
@@ -249,12 +327,14 @@ func (p *Plane) ServePropose(ctx context.Context, req ProposeRequest) ProposeRep
 	return ProposeReply{Value: res.Value, Data: res.Data}
 }
 
-// readGroups runs a read on this node when it serves the group, else on
-// the first candidate replica that answers.
-func (p *Plane) readGroups(ctx context.Context, req ReadRequest) (ReadReply, error) {
+// readGroups runs a single-group read on this node when it serves the
+// group, else on the first candidate replica that answers. With headers,
+// a remote read travels as a HeaderReadRequest, so sessions come back with
+// their whole header.
+func (p *Plane) readGroups(ctx context.Context, req ReadRequest, headers bool) (readResult, error) {
 	group := req.Groups[0]
 	if p.servesLocally(group) {
-		r, err := p.serveRead(ctx, req)
+		r, err := p.serveRead(ctx, req, fsm.AnyArchived)
 		if err != nil && req.Linear && (errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
 			// No quorum to confirm the read: what this replica committed
 			// is still true, only possibly behind. Serve it, unless it does
@@ -262,9 +342,9 @@ func (p *Plane) readGroups(ctx context.Context, req ReadRequest) (ReadReply, err
 			// or cut off when the session was created elsewhere) cannot
 			// tell "not found" from "not yet", and a 404 is definitive.
 			req.Linear = false
-			stale, serr := p.serveRead(ctx, req)
-			if serr == nil && !stale.Found {
-				return ReadReply{}, err
+			stale, serr := p.serveRead(ctx, req, fsm.AnyArchived)
+			if serr == nil && !stale.found {
+				return readResult{}, err
 			}
 			return stale, serr
 		}
@@ -272,86 +352,121 @@ func (p *Plane) readGroups(ctx context.Context, req ReadRequest) (ReadReply, err
 	}
 	f := p.forwarderOrNil()
 	if f == nil {
-		return ReadReply{}, fmt.Errorf("%w: group %d has no local replica", ErrUnavailable, group)
+		return readResult{}, fmt.Errorf("%w: group %d has no local replica", ErrUnavailable, group)
 	}
 	err := fmt.Errorf("%w: no ready replica of group %d", ErrUnavailable, group)
 	for _, node := range p.candidates(group) {
-		reply, ferr := f.Read(ctx, node, req)
-		switch {
-		case ferr != nil:
-			err = fmt.Errorf("%w: read from %s: %v", ErrUnavailable, node, ferr)
-		case reply.Err != "":
-			err = errFromCode(node, reply.Err)
-		default:
-			return reply, nil
+		r, ferr := p.forwardRead(ctx, f, node, req, headers, fsm.AnyArchived)
+		if ferr == nil {
+			return r, nil
 		}
+		err = ferr
 		if ctx.Err() != nil {
-			return ReadReply{}, ErrTimeout
+			return readResult{}, ErrTimeout
 		}
 	}
-	return ReadReply{}, err
+	return readResult{}, err
+}
+
+// forwardRead runs a read on another node's replicas.
+func (p *Plane) forwardRead(ctx context.Context, f Forwarder, node string, req ReadRequest, headers bool,
+	archived fsm.ArchivedFilter) (readResult, error) {
+	if headers {
+		reply, err := f.ReadHeaders(ctx, node, HeaderReadRequest{Read: req, Archived: uint8(archived)})
+		switch {
+		case err != nil:
+			return readResult{}, fmt.Errorf("%w: read from %s: %v", ErrUnavailable, node, err)
+		case reply.Err != "":
+			return readResult{}, errFromCode(node, reply.Err)
+		}
+		return resultFromHeaderReply(reply)
+	}
+	reply, err := f.Read(ctx, node, req)
+	switch {
+	case err != nil:
+		return readResult{}, fmt.Errorf("%w: read from %s: %v", ErrUnavailable, node, err)
+	case reply.Err != "":
+		return readResult{}, errFromCode(node, reply.Err)
+	}
+	return resultFromReadReply(req.Kind, reply), nil
 }
 
 // ServeRead answers a read forwarded by another node from the local
-// replicas only.
+// replicas only. A list through this type (a node of the previous
+// version, which knows no archived flag) includes archived sessions.
 func (p *Plane) ServeRead(ctx context.Context, req ReadRequest) ReadReply {
-	for _, g := range req.Groups {
-		if g < 0 || g >= p.placement.Groups() || !p.raft.IsLocal(g) {
-			return ReadReply{Err: "unavailable"}
-		}
+	if !p.holdsAll(req.Groups) {
+		return ReadReply{Err: "unavailable"}
 	}
-	reply, err := p.serveRead(ctx, req)
+	r, err := p.serveRead(ctx, req, fsm.AnyArchived)
 	if err != nil {
 		return ReadReply{Err: errCode(err)}
 	}
-	return reply
+	return r.readReply()
 }
 
-// serveRead runs a read on the local replicas.
-func (p *Plane) serveRead(ctx context.Context, req ReadRequest) (ReadReply, error) {
+// ServeHeaderRead answers a HeaderReadRequest from the local replicas only.
+func (p *Plane) ServeHeaderRead(ctx context.Context, req HeaderReadRequest) HeaderReadReply {
+	if !p.holdsAll(req.Read.Groups) {
+		return HeaderReadReply{Err: "unavailable"}
+	}
+	r, err := p.serveRead(ctx, req.Read, fsm.ArchivedFilter(req.Archived))
+	if err != nil {
+		return HeaderReadReply{Err: errCode(err)}
+	}
+	return r.headerReply()
+}
+
+// holdsAll reports whether this node holds a replica of every group.
+func (p *Plane) holdsAll(groups []int) bool {
+	for _, g := range groups {
+		if g < 0 || g >= p.placement.Groups() || !p.raft.IsLocal(g) {
+			return false
+		}
+	}
+	return true
+}
+
+// serveRead runs a read on the local replicas; archived filters a list.
+func (p *Plane) serveRead(ctx context.Context, req ReadRequest, archived fsm.ArchivedFilter) (readResult, error) {
 	if len(req.Groups) == 0 {
-		return ReadReply{}, fmt.Errorf("%w: read without a group", ErrInternal)
+		return readResult{}, fmt.Errorf("%w: read without a group", ErrInternal)
 	}
 	switch req.Kind {
 	case ReadSession:
-		type found struct {
-			s  fsm.SessionInfo
-			ok bool
-		}
 		v, err := p.read(ctx, req.Groups[0], req.Linear, func(st *fsm.State) any {
-			s, ok := st.Session(req.ID)
-			return found{s, ok}
+			if s, ok := st.Session(req.ID); ok {
+				return readResult{found: true, sessions: []fsm.SessionInfo{s}}
+			}
+			return readResult{}
 		})
 		if err != nil {
-			return ReadReply{}, err
+			return readResult{}, err
 		}
-		f := v.(found)
-		return ReadReply{Found: f.ok, Session: toWire(f.s)}, nil
+		return v.(readResult), nil
 	case ReadEvents:
 		v, err := p.read(ctx, req.Groups[0], req.Linear, func(st *fsm.State) any {
 			return st.Events(req.ID, req.After, req.Limit)
 		})
 		if err != nil {
-			return ReadReply{}, err
+			return readResult{}, err
 		}
 		ev := v.(fsm.EventsResult)
-		return ReadReply{Found: ev.Found, Events: ev}, nil
+		return readResult{found: ev.Found, events: ev}, nil
 	case ReadList:
-		q := fsm.ListQuery{TenantID: req.List.TenantID, OnlyID: req.List.OnlyID, After: req.List.After,
-			Filters: req.List.Filters, Limit: req.List.Limit}
-		var out []SessionWire
+		q := fsm.ListQuery{Archived: archived, TenantID: req.List.TenantID, OnlyID: req.List.OnlyID,
+			After: req.List.After, Filters: req.List.Filters, Limit: req.List.Limit}
+		out := readResult{found: true}
 		for _, g := range req.Groups {
 			v, err := p.read(ctx, g, false, func(st *fsm.State) any { return st.List(q) })
 			if err != nil {
-				return ReadReply{}, err
+				return readResult{}, err
 			}
-			for _, s := range v.([]fsm.SessionInfo) {
-				out = append(out, toWire(s))
-			}
+			out.sessions = append(out.sessions, v.([]fsm.SessionInfo)...)
 		}
-		return ReadReply{Found: true, Sessions: out}, nil
+		return out, nil
 	}
-	return ReadReply{}, fmt.Errorf("%w: unknown read kind %d", ErrInternal, req.Kind)
+	return readResult{}, fmt.Errorf("%w: unknown read kind %d", ErrInternal, req.Kind)
 }
 
 // listGroups lists q over every group: local ones here, the others
@@ -369,13 +484,11 @@ func (p *Plane) listGroups(ctx context.Context, q fsm.ListQuery, groups []int) (
 		}
 	}
 	if len(local) > 0 {
-		r, err := p.serveRead(ctx, ReadRequest{Kind: ReadList, Groups: local, List: lr})
+		r, err := p.serveRead(ctx, ReadRequest{Kind: ReadList, Groups: local, List: lr}, q.Archived)
 		if err != nil {
 			return nil, err
 		}
-		for _, w := range r.Sessions {
-			all = append(all, fromWire(w))
-		}
+		all = append(all, r.sessions...)
 	}
 	f := p.forwarderOrNil()
 	for len(remote) > 0 {
@@ -388,11 +501,9 @@ func (p *Plane) listGroups(ctx context.Context, q fsm.ListQuery, groups []int) (
 		}
 		for node, gs := range byNode {
 			sort.Ints(gs)
-			r, err := f.Read(ctx, node, ReadRequest{Kind: ReadList, Groups: gs, List: lr})
-			if err == nil && r.Err == "" {
-				for _, w := range r.Sessions {
-					all = append(all, fromWire(w))
-				}
+			r, err := p.forwardRead(ctx, f, node, ReadRequest{Kind: ReadList, Groups: gs, List: lr}, true, q.Archived)
+			if err == nil {
+				all = append(all, r.sessions...)
 				for _, g := range gs {
 					delete(remote, g)
 				}
