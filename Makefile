@@ -86,7 +86,7 @@ FUZZTIME_CI ?= 5s
 FUZZ_TARGETS := \
 	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/:FuzzParseHeader ./fsm/jsonc/:FuzzJSONC \
 	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
-	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery \
+	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery ./edge/:FuzzDecodeFrame \
 	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -12,10 +12,18 @@
 //	router     owns the routing view (leader hints) the request path reads;
 //	           its pool workers serve requests forwarded by other nodes
 //	fanout     delivers committed events to the tail sockets of their
-//	           session, on this node and through peers' fan-outs
+//	           session, and committed header changes to lifecycle
+//	           channels, on this node and through peers' fan-outs
 //	archiver   copies committed events to the archive and acknowledges
 //	           them, so replicas evict them from their hot tier
-//	tailsocket one per WebSocket tail: replay from the cursor, then live
+//	tailsocket the tail engine, one per subscriber: replay from the
+//	           cursor, then live; serves a raw tail WebSocket or one
+//	           tail:<id> channel of a channel socket
+//	channelsocket one per /v1/socket connection: routes its Phoenix
+//	           frames, answers heartbeats, starts one actor per joined
+//	           channel (tailsocket, lifecyclechannel) as its children
+//	lifecyclechannel one per joined lifecycle topic: pushes its tenant's
+//	           session lifecycle events
 //	http       owns the fasthttp listener of package edge
 //
 // Per-request work is not done here: HTTP handlers call package dataplane

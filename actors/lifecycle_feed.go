@@ -10,7 +10,7 @@ import (
 
 // The lifecycle feed: committed session header changes (create, update,
 // archive, unarchive) delivered to subscribers on every node, in commit
-// order per session, once per change (docs/api.md, "Lifecycle events").
+// order per session, once per change (docs/api.md#the-lifecycle-topic).
 //
 // To subscribe, a process Calls the fan-out actor (FanoutName) on its own
 // node with SubscribeLifecycle; once the Call returns, the process receives

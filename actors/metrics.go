@@ -9,7 +9,7 @@ import (
 var (
 	tailSockets = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "starcite_tail_sockets",
-		Help: "Open WebSocket tails (live TailSocket actors) on this node.",
+		Help: "Open tails, raw routes and tail channels (live TailSocket actors), on this node.",
 	})
 	tailSubscriptions = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "starcite_tail_subscriptions",
@@ -35,6 +35,18 @@ var (
 		Name: "starcite_forwarded_requests_total",
 		Help: "Requests other nodes forwarded to this node's replicas, by kind.",
 	}, []string{"kind"})
+	channelSockets = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "starcite_socket_connections",
+		Help: "Open /v1/socket connections (live ChannelSocket actors) on this node.",
+	})
+	socketCloses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "starcite_socket_closes_total",
+		Help: "/v1/socket connections closed by the server, by close code.",
+	}, []string{"code"})
+	channelEnds = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "starcite_channel_ends_total",
+		Help: "Channels of /v1/socket ended, by reason (left, replaced, token_expired, unavailable, slow_consumer, crashed).",
+	}, []string{"reason"})
 	tailReplayed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "starcite_tail_replayed_events_total",
 		Help: "Events sent to tail sockets from replay (hot tier and archive).",

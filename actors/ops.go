@@ -72,8 +72,9 @@ type OpsReply struct {
 	JSON    []byte // for programs (nil for the shell's inspection commands)
 }
 
-// drainTails tells a TailSocket that this node was drained: it closes
-// with 1012 node_draining so that its client reconnects elsewhere.
+// drainTails tells a raw-route TailSocket or a ChannelSocket that this
+// node was drained: it closes with 1012 node_draining so that its client
+// reconnects elsewhere (a tail channel leaves that to its socket).
 type drainTails struct{}
 
 type opsTick struct{}
@@ -154,12 +155,12 @@ func (o *Ops) watchDrain() {
 	o.handOff()
 }
 
-// closeTails asks every TailSocket of this node to close. Sockets that
-// start later close themselves (TailSocket checks the mark on begin).
+// closeTails asks every tail and channel socket of this node to close.
+// Sockets that start later close themselves (they check the mark on start).
 func (o *Ops) closeTails() int {
 	n := 0
 	eachProcess(o.Node(), func(p gen.ProcessShortInfo) {
-		if p.Behavior == tailBehavior && o.Send(p.PID, drainTails{}) == nil {
+		if isSocket(p) && o.Send(p.PID, drainTails{}) == nil {
 			n++
 		}
 	})
@@ -200,7 +201,17 @@ func readyPeers(v *dataplane.View, replicas []string, self string) []string {
 	return out
 }
 
-var tailBehavior = fmt.Sprintf("%T", TailSocket{})
+var (
+	tailBehavior   = fmt.Sprintf("%T", TailSocket{})
+	socketBehavior = fmt.Sprintf("%T", ChannelSocket{})
+)
+
+// isSocket reports whether p serves a client connection: a TailSocket
+// (of a raw tail, or a channel that ends with its socket) or a
+// ChannelSocket.
+func isSocket(p gen.ProcessShortInfo) bool {
+	return p.Behavior == tailBehavior || p.Behavior == socketBehavior
+}
 
 // eachProcess calls f for every process of the node, in PID order.
 func eachProcess(node gen.Node, f func(gen.ProcessShortInfo)) error {
@@ -442,7 +453,7 @@ func (w *opsWorker) drained() bool {
 	}
 	tails := 0
 	eachProcess(w.Node(), func(p gen.ProcessShortInfo) {
-		if p.Behavior == tailBehavior {
+		if isSocket(p) {
 			tails++
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,48 +19,40 @@ import (
 )
 
 // TailsName is the registered name of the simple_one_for_one supervisor
-// that starts one TailSocket per WebSocket.
+// that starts one TailSocket per raw tail WebSocket.
 const TailsName gen.Atom = "tails"
 
-// Tail socket limits and timings (docs/api.md#tail, docs/decisions.md#d9,
+// Tail limits and timings (docs/api.md#tail, docs/decisions.md#d9,
 // docs/decisions.md#d10, docs/decisions.md#d31).
 const (
-	replayPage     = 1000             // events per replay read
-	catchUpEvery   = 5 * time.Second  // compare the store's last seq with the cursor
-	pingEvery      = 30 * time.Second // server pings keep compliant clients alive
-	idleTimeout    = 120 * time.Second
-	writeTimeout   = 10 * time.Second
-	closeGrace     = 5 * time.Second // after a close frame is queued, end the actor regardless
-	maxInboundSize = 64 << 10        // inbound frames are ignored; cap what we read
-	// Flow control: replay pauses while more than replayResume frames or
-	// replayResumeBytes wait to be written, and resumes when the writer
-	// has drained below both.
-	replayResume      = 256
-	replayResumeBytes = 4 << 20
-	// A socket whose queue exceeds these is a slow consumer: closed with
-	// 1013 "slow_consumer" so its client reconnects from its cursor.
-	maxQueuedFrames = 4096
-	maxQueuedBytes  = 32 << 20
+	replayPage   = 1000             // events per replay read
+	catchUpEvery = 5 * time.Second  // compare the store's last seq with the cursor
+	pingEvery    = 30 * time.Second // raw tails: server pings keep compliant clients alive
+	idleTimeout  = 120 * time.Second
+	// inbound frames of a raw tail are ignored; cap what we read
+	maxInboundSize = 64 << 10
 	// maxFrameBytes bounds a batch frame (frames hold "up to" batch_size
 	// events), so one frame can never exceed what the queue admits.
 	maxFrameBytes = 1 << 20
 	// Live events arriving during replay wait in a buffer; past this many
 	// the buffer is dropped and the events are re-read from the store.
 	maxBuffered = 4096
+	// joinTimeout bounds the lookup of a channel join, so the reply is
+	// written within the client's 10 s join timeout.
+	joinTimeout = 8 * time.Second
 )
 
-// Close codes the server uses (docs/api.md#close-codes).
+// Close codes of the raw tail route (docs/api.md#close-codes).
 const (
 	closeGoingAway    = 1001 // node shutting down
 	closeIdle         = 1002 // 120 s without a frame from the client
 	closeInternal     = 1011 // a gap-free replay cannot be produced now
 	closeRestart      = 1012 // the node was drained: reconnect to another node
-	closeTryAgain     = 1013 // slow consumer
 	closeTokenExpired = 4001
 )
 
-// StartTail asks the tails supervisor for a TailSocket; the new actor
-// answers the caller with its PID.
+// StartTail asks the tails supervisor for a raw-route TailSocket; the new
+// actor answers the caller with its PID.
 type StartTail struct {
 	Spec edge.Tail
 	Conn *websocket.Conn
@@ -71,37 +62,11 @@ type StartTail struct {
 type (
 	begin        struct{}
 	replayStep   struct{}
-	drained      struct{}
 	catchUp      struct{}
 	tokenExpired struct{}
 	closeTimeout struct{}
 	clientGone   struct{ idle bool }
 )
-
-// outbox counts what the socket queued and the writer has not written
-// yet: shared by the two so the socket can pace replay and detect a
-// client that does not read, without a message per frame.
-type outbox struct {
-	frames  atomic.Int64
-	bytes   atomic.Int64
-	waiting atomic.Bool // the socket waits for the queue to drain
-}
-
-// backlogged reports whether replay should wait for the writer.
-func (b *outbox) backlogged() bool {
-	return b.frames.Load() > replayResume || b.bytes.Load() > replayResumeBytes
-}
-
-// waitDrain arms the writer's drained signal; it reports false when the
-// queue drained meanwhile (the signal may then never come: go on).
-func (b *outbox) waitDrain() bool {
-	b.waiting.Store(true)
-	if b.backlogged() {
-		return true
-	}
-	b.waiting.Store(false)
-	return false
-}
 
 // TailPlane is what a TailSocket reads: package dataplane's *Plane in a
 // node, a fake in a test.
@@ -111,19 +76,26 @@ type TailPlane interface {
 	// LastSeq is a session's last seq, without a consensus round trip.
 	LastSeq(ctx context.Context, id string) (uint64, bool)
 	Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (dataplane.Page, error)
+	// Session is a session's header, for a channel join's checks.
+	Session(ctx context.Context, id string) (fsm.SessionInfo, error)
+	// SessionState is a session with its current seqs, as of a
+	// linearizable read (a channel's resume check).
+	SessionState(ctx context.Context, id string) (fsm.SessionInfo, error)
 }
 
-// TailSocket owns one WebSocket tail: its cursor, the replay, the buffer
-// of live events that arrive during replay, the token-expiry and catch-up
-// timers. Socket I/O happens elsewhere: the upgrade goroutine reads
-// (Tails.Serve), a writer meta process writes.
+// TailSocket is the tail engine: it owns one subscriber's cursor, the
+// replay, the buffer of live events that arrive during replay, and the
+// token-expiry and catch-up timers. It serves both transports: a raw
+// tail (one connection, its own writer) and a tail:<id> channel of a
+// ChannelSocket (frames pushed into the socket's shared queue). Socket
+// I/O happens elsewhere: reads on the upgrade goroutine, writes in the
+// wsOut meta process.
 type TailSocket struct {
 	act.Actor
 	plane TailPlane
 	spec  edge.Tail
-	conn  *websocket.Conn
-	out   gen.Alias
-	box   *outbox
+	out   *wsOut
+	ch    *tailChannel // nil on the raw route
 
 	cursor       uint64
 	replaying    bool
@@ -131,6 +103,7 @@ type TailSocket struct {
 	buffer       map[uint64]fsm.Event
 	overflowed   bool
 	closing      bool
+	exit         error // set once the actor should end (channels)
 }
 
 // NewTailSocket returns the factory of TailSocket actors.
@@ -139,23 +112,29 @@ func NewTailSocket(p TailPlane) gen.ProcessFactory {
 }
 
 func (t *TailSocket) Init(args ...any) error {
-	st := args[0].(StartTail)
-	t.spec, t.conn, t.cursor = st.Spec, st.Conn, st.Spec.Cursor
-	t.box = &outbox{}
 	t.buffer = map[uint64]fsm.Event{}
-	w := &wsWriter{conn: st.Conn, box: t.box, owner: t.PID(), done: st.Done, stop: make(chan struct{})}
-	alias, err := t.SpawnMeta(w, gen.MetaOptions{})
-	if err != nil {
-		return err
-	}
-	t.out = alias
-	if err := t.MonitorAlias(alias); err != nil {
-		return err
+	switch st := args[0].(type) {
+	case StartTail:
+		t.spec, t.cursor = st.Spec, st.Spec.Cursor
+		t.out = newWSOut(st.Conn, st.Done, pingEvery, closeGoingAway)
+		alias, err := t.SpawnMeta(t.out, gen.MetaOptions{})
+		if err != nil {
+			return err
+		}
+		if err := t.MonitorAlias(alias); err != nil {
+			return err
+		}
+		if err := t.SendResponse(args[1].(gen.PID), args[2].(gen.Ref), t.PID()); err != nil {
+			return err
+		}
+	case joinTail:
+		t.ch = &st.tailChannel
+		t.out = st.out
+		t.spec = edge.Tail{SessionID: st.join.SessionID, Cursor: st.join.Cursor, BatchSize: st.join.BatchSize,
+			Expires: st.principal.Expires}
+		t.cursor = st.join.Cursor
 	}
 	tailSockets.Inc()
-	if err := t.SendResponse(args[1].(gen.PID), args[2].(gen.Ref), t.PID()); err != nil {
-		return err
-	}
 	return t.Send(t.PID(), begin{})
 }
 
@@ -164,30 +143,11 @@ func (t *TailSocket) Terminate(reason error) { tailSockets.Dec() }
 func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	switch m := message.(type) {
 	case begin:
-		if t.plane.Draining() {
-			// Accepted, then told to go elsewhere: the client reconnects
-			// to a node that serves.
-			t.closeWith(closeRestart, "node_draining")
-			return nil
+		if t.ch != nil {
+			t.joinChannel()
+		} else {
+			t.begin()
 		}
-		// Subscribe before the first read: whatever commits from here on
-		// arrives as a CursorUpdate, whatever committed before is in the store.
-		if _, err := t.Call(FanoutName, Subscribe{SessionID: t.spec.SessionID, PID: t.PID()}); err != nil {
-			t.Log().Error("tail %q: subscribe: %s", t.spec.SessionID, err)
-			t.closeWith(closeInternal, "subscribe_failed")
-			return nil
-		}
-		if t.spec.Expires > 0 {
-			// At exp exactly, no leeway (docs/api.md#close-codes).
-			left := time.Until(time.Unix(t.spec.Expires, 0))
-			if left <= 0 {
-				t.closeWith(closeTokenExpired, "token_expired")
-				return nil
-			}
-			t.SendAfter(t.PID(), tokenExpired{}, left)
-		}
-		t.SendAfter(t.PID(), catchUp{}, catchUpEvery)
-		t.startReplay()
 	case replayStep:
 		t.replayQueued = false
 		t.replay()
@@ -210,9 +170,13 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	case resync:
 		t.startReplay()
 	case tokenExpired:
-		t.closeWith(closeTokenExpired, "token_expired")
+		t.end(endTokenExpired)
 	case drainTails:
-		t.closeWith(closeRestart, "node_draining")
+		if t.ch == nil {
+			t.closeWith(closeRestart, "node_draining")
+		} // a channel's socket closes the connection
+	case leaveChannel:
+		t.leave(m)
 	case clientGone:
 		if m.idle && !t.closing {
 			t.closeWith(closeIdle, "idle_timeout")
@@ -224,10 +188,53 @@ func (t *TailSocket) HandleMessage(from gen.PID, message any) error {
 	case closeTimeout:
 		return gen.TerminateReasonNormal
 	}
-	return nil
+	return t.exit
 }
 
-// live handles a committed event of the session
+// begin starts a raw tail, whose request was authorized before the upgrade.
+func (t *TailSocket) begin() {
+	if t.plane.Draining() {
+		// Accepted, then told to go elsewhere: the client reconnects
+		// to a node that serves.
+		t.closeWith(closeRestart, "node_draining")
+		return
+	}
+	if !t.subscribe() {
+		return
+	}
+	t.armExpiry()
+	t.SendAfter(t.PID(), catchUp{}, catchUpEvery)
+	t.startReplay()
+}
+
+// subscribe registers with the fan-out before the first read: whatever
+// commits from here on arrives as a CursorUpdate, whatever committed
+// before is in the store. The one place a tail subscribes.
+func (t *TailSocket) subscribe() bool {
+	if _, err := t.Call(FanoutName, Subscribe{SessionID: t.spec.SessionID, PID: t.PID()}); err != nil {
+		t.Log().Error("tail %q: subscribe: %s", t.spec.SessionID, err)
+		t.end(endUnavailable)
+		return false
+	}
+	return true
+}
+
+// armExpiry ends the tail at the token's exp exactly, no leeway
+// (docs/api.md#close-codes).
+func (t *TailSocket) armExpiry() {
+	if t.spec.Expires == 0 {
+		return
+	}
+	left := time.Until(time.Unix(t.spec.Expires, 0))
+	if left <= 0 {
+		t.end(endTokenExpired)
+		return
+	}
+	t.SendAfter(t.PID(), tokenExpired{}, left)
+}
+
+// live handles a committed event of the session: pushed at once when it
+// continues the cursor, else buffered and the gap filled from the store
 // (docs/api.md#replay-then-live, docs/decisions.md#d9).
 func (t *TailSocket) live(u CursorUpdate) {
 	if t.closing || u.Seq <= t.cursor {
@@ -267,7 +274,7 @@ func (t *TailSocket) replay() {
 	if t.closing {
 		return
 	}
-	if t.box.backlogged() && t.box.waitDrain() {
+	if t.out.backlogged() && t.out.waitDrain(t.PID()) {
 		return // drained{} resumes
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -275,7 +282,7 @@ func (t *TailSocket) replay() {
 	cancel()
 	if err != nil {
 		t.Log().Warning("tail %q: replay from %d: %s", t.spec.SessionID, t.cursor, err)
-		t.closeWith(closeInternal, "replay_unavailable")
+		t.end(endUnavailable)
 		return
 	}
 	sent := t.emit(page.Events, true)
@@ -283,7 +290,7 @@ func (t *TailSocket) replay() {
 	if sent < len(page.Events) {
 		// The writer filled up mid-page: the rest is read again once it
 		// has drained (reads of the hot tier are cheap).
-		if !t.box.waitDrain() {
+		if !t.closing && !t.out.waitDrain(t.PID()) {
 			t.queueReplay()
 		}
 		return
@@ -312,7 +319,7 @@ func (t *TailSocket) replay() {
 	}
 }
 
-// emit sends events as frames of up to batch_size events and advances the
+// emit sends events in frames of up to batch_size events and advances the
 // cursor; it returns how many events it sent. Frames never hold a gap:
 // callers pass runs starting at cursor+1. With pace, it stops once the
 // writer is backlogged (replay); live events are always sent, and a
@@ -320,170 +327,126 @@ func (t *TailSocket) replay() {
 func (t *TailSocket) emit(evs []fsm.Event, pace bool) int {
 	sent := 0
 	for len(evs) > 0 && !t.closing {
-		if pace && t.box.backlogged() {
+		if pace && t.out.backlogged() {
 			break
 		}
-		n := 1
-		var frame []byte
-		if t.spec.BatchSize == 1 {
-			frame = evs[0].JSON // shared, immutable bytes
-		} else {
-			// Up to batch_size events, and up to maxFrameBytes unless a
-			// single event is larger.
-			size := 2 + len(evs[0].JSON)
-			for n < min(len(evs), t.spec.BatchSize) && size+len(evs[n].JSON)+1 <= maxFrameBytes {
-				size += len(evs[n].JSON) + 1
-				n++
-			}
-			frame = make([]byte, 0, size)
-			frame = append(frame, '[')
-			for i, ev := range evs[:n] {
-				if i > 0 {
-					frame = append(frame, ',')
-				}
-				frame = append(frame, ev.JSON...)
-			}
-			frame = append(frame, ']')
+		n := t.frameSize(evs)
+		frame := t.frame(evs[:n])
+		if !t.out.push(frame) {
+			t.end(endSlowConsumer)
+			return sent
 		}
 		t.cursor = evs[n-1].Seq
 		evs = evs[n:]
 		sent += n
-		frames := t.box.frames.Add(1)
-		bytes := t.box.bytes.Add(int64(len(frame)))
-		if frames > maxQueuedFrames || bytes > maxQueuedBytes {
-			t.box.frames.Add(-1)
-			t.box.bytes.Add(-int64(len(frame)))
-			t.slowConsumer()
-			return sent
-		}
-		if err := t.Send(t.out, wsFrame(frame)); err != nil {
-			t.closeWith(closeInternal, "writer_unavailable")
-			return sent
-		}
 	}
 	return sent
 }
 
-// slowConsumer ends a socket whose client stopped reading. The writer is
-// stuck behind a full TCP window, so the close frame is written directly
-// (allowed concurrently with the writer) and the connection is closed,
-// which fails the writer's pending write and ends it.
-func (t *TailSocket) slowConsumer() {
-	if t.closing {
+// frameSize is how many of evs the next frame holds: up to batch_size,
+// and up to maxFrameBytes unless a single event is larger.
+func (t *TailSocket) frameSize(evs []fsm.Event) int {
+	n, size := 1, len(evs[0].JSON)
+	for n < min(len(evs), t.spec.BatchSize) && size+len(evs[n].JSON)+1 <= maxFrameBytes {
+		size += len(evs[n].JSON) + 1
+		n++
+	}
+	return n
+}
+
+// frame renders a run of events for the transport: on the raw route the
+// event object itself (batch_size 1) or a JSON array; on a channel an
+// events push.
+func (t *TailSocket) frame(evs []fsm.Event) []byte {
+	if t.ch != nil {
+		return edge.EventsPush(t.ch.joinRef, t.ch.topic, evs)
+	}
+	if t.spec.BatchSize == 1 {
+		return evs[0].JSON // shared, immutable bytes
+	}
+	size := 1
+	for _, ev := range evs {
+		size += len(ev.JSON) + 1
+	}
+	frame := make([]byte, 0, size)
+	frame = append(frame, '[')
+	for i, ev := range evs {
+		if i > 0 {
+			frame = append(frame, ',')
+		}
+		frame = append(frame, ev.JSON...)
+	}
+	return append(frame, ']')
+}
+
+// Why a tail ends, mapped per transport by end.
+type endReason uint8
+
+const (
+	endTokenExpired endReason = iota // raw 4001; channel token_expired + phx_close
+	endUnavailable                   // raw 1011; channel phx_error (the client rejoins)
+	endSlowConsumer                  // raw 1013 cut-off; channel phx_error
+)
+
+// end finishes the tail for reason.
+func (t *TailSocket) end(reason endReason) {
+	if t.ch != nil {
+		t.endChannel(reason)
 		return
 	}
-	t.closing = true
-	tailCloses.WithLabelValues(strconv.Itoa(closeTryAgain)).Inc()
-	t.Log().Warning("tail %q: slow consumer (%d frames, %d bytes queued): closing", t.spec.SessionID,
-		t.box.frames.Load(), t.box.bytes.Load())
-	t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgain, "slow_consumer"),
-		time.Now().Add(time.Second))
-	t.conn.Close()
-	t.SendAfter(t.PID(), closeTimeout{}, closeGrace)
+	switch reason {
+	case endTokenExpired:
+		t.closeWith(closeTokenExpired, "token_expired")
+	case endUnavailable:
+		t.closeWith(closeInternal, "replay_unavailable")
+	case endSlowConsumer:
+		if t.closing {
+			return
+		}
+		t.closing = true
+		tailCloses.WithLabelValues(strconv.Itoa(closeTryAgain)).Inc()
+		frames, bytes := t.out.queued()
+		t.Log().Warning("tail %q: slow consumer (%d frames, %d bytes queued): closing", t.spec.SessionID, frames, bytes)
+		t.out.cutOff()
+		t.SendAfter(t.PID(), closeTimeout{}, closeGrace)
+	}
 }
 
 // closeWith queues a close frame behind the frames already queued and
-// ends the socket once the writer has sent it.
+// ends the raw tail once the writer has sent it.
 func (t *TailSocket) closeWith(code int, reason string) {
 	if t.closing {
 		return
 	}
 	t.closing = true
 	tailCloses.WithLabelValues(strconv.Itoa(code)).Inc()
-	t.Send(t.out, wsClose{code: code, reason: reason})
+	t.out.closeAfter(code, reason)
 	t.SendAfter(t.PID(), closeTimeout{}, closeGrace)
 }
 
 func (t *TailSocket) HandleInspect(from gen.PID, item ...string) map[string]string {
-	return map[string]string{
+	frames, bytes := t.out.queued()
+	m := map[string]string{
 		"session_id":    t.spec.SessionID,
 		"cursor":        strconv.FormatUint(t.cursor, 10),
 		"batch_size":    strconv.Itoa(t.spec.BatchSize),
 		"replaying":     strconv.FormatBool(t.replaying),
 		"buffered":      strconv.Itoa(len(t.buffer)),
-		"queued_frames": strconv.FormatInt(t.box.frames.Load(), 10),
-		"queued_bytes":  strconv.FormatInt(t.box.bytes.Load(), 10),
+		"queued_frames": strconv.Itoa(frames),
+		"queued_bytes":  strconv.FormatInt(bytes, 10),
 		"expires":       strconv.FormatInt(t.spec.Expires, 10),
+		"transport":     "raw",
 	}
-}
-
-type (
-	wsFrame []byte
-	wsClose struct {
-		code   int
-		reason string
+	if t.ch != nil {
+		m["transport"] = "channel"
+		m["topic"] = t.ch.topic
+		m["join_ref"] = t.ch.joinRef.S
 	}
-)
-
-// wsWriter is the meta process that writes a TailSocket's frames, so a
-// slow network never blocks the actor's mailbox. Start runs the ping
-// ticker; HandleMessage writes frames and the close frame.
-type wsWriter struct {
-	gen.MetaProcess
-	conn      *websocket.Conn
-	box       *outbox
-	owner     gen.PID
-	done      chan struct{}
-	stop      chan struct{}
-	closeSent atomic.Bool
-	once      sync.Once
+	return m
 }
 
-func (w *wsWriter) Init(p gen.MetaProcess) error { w.MetaProcess = p; return nil }
-
-func (w *wsWriter) Start() error {
-	tick := time.NewTicker(pingEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return nil
-		case <-tick.C:
-			if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				return nil // the connection is gone; Terminate cleans up
-			}
-		}
-	}
-}
-
-func (w *wsWriter) HandleMessage(from gen.PID, message any) error {
-	switch m := message.(type) {
-	case wsFrame:
-		w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		err := w.conn.WriteMessage(websocket.TextMessage, m)
-		w.box.frames.Add(-1)
-		w.box.bytes.Add(-int64(len(m)))
-		if !w.box.backlogged() && w.box.waiting.CompareAndSwap(true, false) {
-			w.Send(w.owner, drained{})
-		}
-		return err
-	case wsClose:
-		w.closeSent.Store(true)
-		w.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(m.code, m.reason),
-			time.Now().Add(2*time.Second))
-		return gen.TerminateReasonNormal
-	}
-	return nil
-}
-
-func (w *wsWriter) HandleCall(gen.PID, gen.Ref, any) (any, error) { return nil, nil }
-
-func (w *wsWriter) Terminate(reason error) {
-	w.once.Do(func() {
-		if !w.closeSent.Load() && errors.Is(reason, gen.TerminateReasonShutdown) {
-			w.conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(closeGoingAway, "server_shutdown"), time.Now().Add(time.Second))
-		}
-		w.conn.Close()
-		close(w.stop)
-		close(w.done) // releases the upgrade goroutine
-	})
-}
-
-func (w *wsWriter) HandleInspect(gen.PID, ...string) map[string]string { return nil }
-
-// Tails serves upgraded tail connections (edge.TailServer): it starts the
-// connection's TailSocket and then runs the read loop on the upgrade
+// Tails serves upgraded raw tail connections (edge.TailServer): it starts
+// the connection's TailSocket and then runs the read loop on the upgrade
 // goroutine, which fasthttp requires to outlive the connection.
 type Tails struct {
 	node atomic.Pointer[gen.Node]

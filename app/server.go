@@ -47,6 +47,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 	var node atomic.Pointer[gen.Node]
 	notifier := &actors.Notifier{}
 	tails := &actors.Tails{}
+	sockets := &actors.Sockets{}
 	forwarder := &actors.Forwarder{}
 	raft, err := dataplane.OpenRaft(dataplane.RaftConfig{
 		Dir:       filepath.Join(cfg.DataDir, "raft"),
@@ -91,7 +92,8 @@ func runServer(cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopPprof()
-	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Metrics: cfg.Telemetry,
+	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Sockets: sockets,
+		Metrics:  cfg.Telemetry,
 		MaxConns: cfg.MaxConnections}, plane, auth, log.With("component", "http"))
 
 	var opts gen.NodeOptions
@@ -131,6 +133,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 	node.Store(&n)
 	notifier.SetNode(n)
 	tails.SetNode(n)
+	sockets.SetNode(n)
 	forwarder.SetNode(n)
 	n.Wait()
 	log.Info("stopped", "node", cfg.NodeName)

@@ -25,9 +25,10 @@ line; -c runs one and exits). The node is reached as by starcite ops.`
 const shellHelp = `commands:
   processes [filter]         processes: pid, name, behaviour, mailbox, uptime, state
   tree                       the supervision tree
-  inspect <name|pid>         what one actor reports (a tail's session and cursor, the
-                             router's leader hints, the archiver's progress, the
-                             observer's node table, ...)
+  inspect <name|pid>         what one actor reports (a tail's session and cursor, a
+                             channel socket's principal and channels, the router's
+                             leader hints, the archiver's progress, the observer's
+                             node table, ...)
   sessions <group> [limit]   sessions of a local group: last_seq, archived_seq, hot events
   log [seconds]              stream the node's actor log (default 10 s)
   status, ready-nodes, drain [node], undrain [node], group-replicas <id>,

@@ -1,6 +1,11 @@
 package edge
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"starcite/dataplane"
+)
 
 // apiError is an error the API returns: an HTTP status and the
 // {"error": code, "message": message} body of docs/api.md#error-catalogue.
@@ -51,3 +56,34 @@ var (
 	errNotFound               = &apiError{404, "not_found", ""}
 	errInternalServer         = &apiError{500, "internal_server_error", ""}
 )
+
+// apiErrorOf maps an error of the data plane to its API error: the one
+// place sentinel errors become codes.
+func apiErrorOf(err error) *apiError {
+	var exp *dataplane.ExpectedSeqConflictError
+	var prod *dataplane.ProducerSeqConflictError
+	switch {
+	case errors.Is(err, dataplane.ErrSessionNotFound):
+		return errSessionNotFound
+	case errors.Is(err, dataplane.ErrSessionExists):
+		return errSessionExists
+	case errors.As(err, &exp):
+		return errExpectedSeqConflict.withMessage("Expected seq %d, current seq is %d", exp.Expected, exp.Current)
+	case errors.As(err, &prod):
+		return errProducerSeqConflict.withMessage("Producer %s expected seq %d, got %d", prod.ProducerID, prod.Expected, prod.Got)
+	case errors.Is(err, dataplane.ErrProducerReplayConflict):
+		return errProducerReplayConflict
+	case errors.Is(err, dataplane.ErrBacklog):
+		return errArchiveBacklog
+	case errors.Is(err, dataplane.ErrTimeout):
+		return errRaftTimeout
+	case errors.Is(err, dataplane.ErrUnavailable):
+		return errRaftUnavailable
+	case errors.Is(err, dataplane.ErrArchiveUnavailable):
+		return errArchiveReadUnavailable
+	case errors.Is(err, dataplane.ErrReplayGap):
+		return errReplayUnavailable
+	default:
+		return errInternal
+	}
+}

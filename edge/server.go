@@ -40,6 +40,8 @@ type Config struct {
 	WriteNode bool   // this node is in STARCITE_WRITE_NODE_IDS (health "mode")
 	// Tails runs upgraded tail connections.
 	Tails TailServer
+	// Sockets runs upgraded /v1/socket connections.
+	Sockets SocketServer
 	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).
 	Metrics bool
 	// MaxConns caps the client connections the node holds open at once,
@@ -56,6 +58,9 @@ var metricsHandler = fasthttpadaptor.NewFastHTTPHandler(promhttp.Handler())
 // (docs/api.md#authentication).
 type Authenticator interface {
 	Authenticate(ctx *fasthttp.RequestCtx) (Principal, *apiError)
+	// AuthenticateSocket reads the token of a /v1/socket connect (present:
+	// a non-empty token parameter); false refuses the connect.
+	AuthenticateSocket(token string, present bool) (Principal, bool)
 }
 
 // DataPlane is what the handlers read and write: package dataplane's
@@ -262,6 +267,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, segs []string) (string, handler
 		return "", s.ready, ""
 	case len(segs) == 1 && segs[0] == "metrics" && get && s.cfg.Metrics:
 		return "", func(ctx *fasthttp.RequestCtx, _ string) { metricsHandler(ctx) }, ""
+	case len(segs) == 3 && segs[0] == "v1" && segs[1] == "socket" && segs[2] == "websocket":
+		return "socket", s.socket, ""
 	case len(segs) < 2 || segs[0] != "v1" || segs[1] != "sessions":
 		return "", notFound, ""
 	}
@@ -330,35 +337,11 @@ func logPath(ctx *fasthttp.RequestCtx) string {
 // dataError maps an error of the data plane to its API error, logging
 // what the client cannot be told.
 func (s *Server) dataError(ctx *fasthttp.RequestCtx, err error) *apiError {
-	var exp *dataplane.ExpectedSeqConflictError
-	var prod *dataplane.ProducerSeqConflictError
-	switch {
-	case errors.Is(err, dataplane.ErrSessionNotFound):
-		return errSessionNotFound
-	case errors.Is(err, dataplane.ErrSessionExists):
-		return errSessionExists
-	case errors.As(err, &exp):
-		return errExpectedSeqConflict.withMessage("Expected seq %d, current seq is %d", exp.Expected, exp.Current)
-	case errors.As(err, &prod):
-		return errProducerSeqConflict.withMessage("Producer %s expected seq %d, got %d", prod.ProducerID, prod.Expected, prod.Got)
-	case errors.Is(err, dataplane.ErrProducerReplayConflict):
-		return errProducerReplayConflict
-	case errors.Is(err, dataplane.ErrBacklog):
-		return errArchiveBacklog
+	e := apiErrorOf(err)
+	if e.status >= 500 && e != errArchiveBacklog {
+		s.log.Warn("request failed", "method", string(ctx.Method()), "path", logPath(ctx), "err", err)
 	}
-	s.log.Warn("request failed", "method", string(ctx.Method()), "path", logPath(ctx), "err", err)
-	switch {
-	case errors.Is(err, dataplane.ErrTimeout):
-		return errRaftTimeout
-	case errors.Is(err, dataplane.ErrUnavailable):
-		return errRaftUnavailable
-	case errors.Is(err, dataplane.ErrArchiveUnavailable):
-		return errArchiveReadUnavailable
-	case errors.Is(err, dataplane.ErrReplayGap):
-		return errReplayUnavailable
-	default:
-		return errInternal
-	}
+	return e
 }
 
 // newSessionID returns "ses_" and 16 URL-safe characters

@@ -108,10 +108,12 @@ type edgeSup struct {
 func (s *edgeSup) Init(args ...any) (act.SupervisorSpec, error) {
 	return act.SupervisorSpec{
 		Type: act.SupervisorTypeOneForOne,
-		// tails before http: on shutdown children stop in reverse order,
-		// so the listener closes first and then the sockets say goodbye.
+		// tails and sockets before http: on shutdown children stop in
+		// reverse order, so the listener closes first and then the
+		// sockets say goodbye.
 		Children: []act.SupervisorChildSpec{
 			{Name: actors.TailsName, Factory: func() gen.ProcessBehavior { return &tailSup{plane: s.deps.Plane} }},
+			{Name: actors.SocketsName, Factory: func() gen.ProcessBehavior { return &socketSup{plane: s.deps.Plane} }},
 			{Name: actors.HTTPName, Factory: actors.NewHTTP(s.deps.HTTP, s.deps.HTTPAddr)},
 		},
 		Restart: act.SupervisorRestart{Strategy: act.SupervisorStrategyPermanent, Intensity: 5, Period: 10},
@@ -143,6 +145,33 @@ func (s *tailSup) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error
 			return err, nil
 		}
 		return nil, nil
+	}
+	return nil, nil
+}
+
+// socketSup starts one ChannelSocket per /v1/socket connection; each
+// socket starts its channels (TailSocket, LifecycleChannel) as its own
+// linked children. Temporary, for the reasons of tailSup.
+type socketSup struct {
+	act.Supervisor
+	plane *dataplane.Plane
+}
+
+func (s *socketSup) Init(args ...any) (act.SupervisorSpec, error) {
+	return act.SupervisorSpec{
+		Type:     act.SupervisorTypeSimpleOneForOne,
+		Children: []act.SupervisorChildSpec{{Name: "channelsocket", Factory: actors.NewChannelSocket(s.plane)}},
+		Restart:  act.SupervisorRestart{Strategy: act.SupervisorStrategyTemporary},
+	}, nil
+}
+
+// HandleCall starts a ChannelSocket for actors.StartSocket; the new socket
+// answers the caller with its PID itself.
+func (s *socketSup) HandleCall(from gen.PID, ref gen.Ref, request any) (any, error) {
+	if st, ok := request.(actors.StartSocket); ok {
+		if err := s.StartChild("channelsocket", st, from, ref); err != nil {
+			return err, nil
+		}
 	}
 	return nil, nil
 }

@@ -5,7 +5,9 @@
 //	starcite (application, permanent: its end stops the node)
 //	├─ control_plane (one_for_one) discovery, observer (→ one peer watcher per write node), ops
 //	├─ data_plane (rest_for_one)  raft → router → fanout → archiver
-//	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket), http
+//	└─ edge (one_for_one)         tails (simple_one_for_one: tailsocket),
+//	                              sockets (simple_one_for_one: channelsocket
+//	                                → its channels: tailsocket, lifecyclechannel), http
 //
 // The router is an act.Pool whose workers serve requests forwarded by
 // other nodes.

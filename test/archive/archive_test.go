@@ -3,7 +3,8 @@
 // cold replay; an archive outage keeps appends going until the pending
 // budget, then refuses them with 503 archive_backlog, and drains when the
 // archive returns; a replay that needs the archive while it is down closes
-// 1011; a node killed while flushing re-flushes without loss or duplicates.
+// 1011 (a tail channel gets phx_error); a node killed while flushing
+// re-flushes without loss or duplicates.
 //
 // S3 and Postgres are real servers (.ci/services.sh); faults are real
 // network cuts through a proxy owned by the test.
@@ -191,6 +192,19 @@ func testBackend(t *testing.T, b backend) {
 	code, reason, err := n.Tail("rt", 0, 1).CloseCode(wait)
 	if err != nil || code != 1011 {
 		t.Fatalf("replay with the archive down: close %d %q %v, want 1011", code, reason, err)
+	}
+	// The same replay on a tail channel: the join succeeds, then the
+	// channel ends with phx_error (the client rejoins) and no event at all.
+	sock := n.Socket("")
+	jref, err := sock.Join("tail:rt", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"phx_reply", "phx_error"} {
+		f, err := sock.NextOn("tail:rt", wait)
+		if err != nil || f.Event != want || *f.JoinRef != jref || (want == "phx_reply" && f.Status() != "ok") {
+			t.Fatalf("channel replay with the archive down: got %v %v, want %s", f, err, want)
+		}
 	}
 	if st, body := n.Do("GET", "/v1/sessions/rt/events?cursor=0", nil, nil); st != 503 ||
 		harness.JSON(t, body)["error"] != "replay_unavailable" {

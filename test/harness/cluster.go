@@ -81,7 +81,11 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 		}
 		c.Nodes = append(c.Nodes, NewNode(t, opts))
 	}
-	p, err := dataplane.NewPlacement(names[:o.Size], c.Groups, min(3, o.Size))
+	rf := min(3, o.Size)
+	if v, ok := o.Env["STARCITE_WRITE_REPLICATION_FACTOR"]; ok {
+		rf, _ = strconv.Atoi(v)
+	}
+	p, err := dataplane.NewPlacement(names[:o.Size], c.Groups, rf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +101,11 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 
 // Group returns the group of a session.
 func (c *Cluster) Group(session string) int { return c.placement.Group(session) }
+
+// Holds reports whether node n holds a replica of the session's group.
+func (c *Cluster) Holds(n *Node, session string) bool {
+	return c.placement.Holds(n.Name, c.placement.Group(session))
+}
 
 // Leader returns the node that leads group, as the nodes report it on
 // /metrics (nil when no running node claims it).

@@ -233,7 +233,7 @@ func testShell(t *testing.T, c *harness.Cluster) {
 	for name, behavior := range map[string]string{
 		"router": "actors.Router", "observer": "actors.Observer", "ops": "actors.Ops", "raft": "actors.Raft",
 		"fanout": "actors.Fanout", "archiver": "actors.Archiver", "discovery": "actors.Discovery",
-		"http": "actors.HTTP", "tails": "sup.tailSup", "control_plane": "sup.controlPlane",
+		"http": "actors.HTTP", "tails": "sup.tailSup", "sockets": "sup.socketSup", "control_plane": "sup.controlPlane",
 	} {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
@@ -321,6 +321,39 @@ func testShell(t *testing.T, c *harness.Cluster) {
 			t.Errorf("inspect %s: %s is %v, want %s\n%s", pid, key, f, want, out)
 		}
 	}
+	// A /v1/socket connection with a tail channel: its ChannelSocket lists
+	// the channel, whose TailSocket is its child in the tree.
+	sock := a.Socket("")
+	jref, err := sock.Join("tail:shell-tail", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sock.Reply(jref, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sock.CollectEvents("tail:shell-tail", 1, 3, 1, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out = mustShell(t, a, "processes ChannelSocket")
+	pid = ""
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 7 && f[2] == "actors.ChannelSocket" {
+			pid = f[0]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("no ChannelSocket among the processes:\n%s", out)
+	}
+	out = mustShell(t, a, "inspect "+pid)
+	if f := fields(out, "channels"); len(f) != 2 || f[1] != "tail:shell-tail" {
+		t.Errorf("inspect %s: channels %v\n%s", pid, f, out)
+	}
+	out = mustShell(t, a, "tree")
+	if !strings.Contains(out, "actors.ChannelSocket "+pid+"\n") ||
+		!strings.Contains(out[strings.Index(out, "actors.ChannelSocket "+pid):], "actors.TailSocket") {
+		t.Errorf("tree: no TailSocket under ChannelSocket %s:\n%s", pid, out)
+	}
+
 	g := c.Group("shell-tail")
 	out = mustShell(t, a, fmt.Sprintf("sessions %d", g))
 	if f := fields(out, "shell-tail"); len(f) != 7 || f[1] != "service" || f[2] != "3" {
