@@ -14,6 +14,8 @@ import (
 	// scratch (no /usr/share/zoneinfo), and TZ set by an operator should
 	// still name a zone rather than silently fall back to UTC.
 	_ "time/tzdata"
+
+	"starcite/app/config"
 )
 
 // healthcheckTimeout bounds the whole probe; Docker's HEALTHCHECK
@@ -42,7 +44,7 @@ func healthcheck(args []string) int {
 		fmt.Fprintln(os.Stderr, healthcheckUsage)
 		return 1
 	}
-	u, err := healthcheckURL(newEnv(), path)
+	u, err := healthcheckURL(config.NewEnv(os.LookupEnv), path)
 	if err != nil {
 		fmt.Println("unhealthy: configuration error:", err)
 		return 1
@@ -75,12 +77,12 @@ func healthcheck(args []string) int {
 // PORT and STARCITE_HTTP_HOST. The server binds 0.0.0.0 (or 127.0.0.1)
 // when the host is unset, so a wildcard or unset host is probed on
 // loopback.
-func healthcheckURL(e *env, path string) (string, error) {
-	port := e.port("PORT", 4000)
-	if e.err != nil {
-		return "", e.err
+func healthcheckURL(e *config.Env, path string) (string, error) {
+	port := e.Port("PORT", 4000)
+	if err := e.Err(); err != nil {
+		return "", err
 	}
-	host := e.str("STARCITE_HTTP_HOST", "")
+	host := e.Str("STARCITE_HTTP_HOST", "")
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"

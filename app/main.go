@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+
+	"starcite/app/bench"
+	"starcite/app/config"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -33,7 +36,7 @@ var commands = map[string]func(args []string) int{
 	"ops":         opsMain,
 	"shell":       shellMain,
 	"healthcheck": healthcheck,
-	"bench":       runBench,
+	"bench":       func(args []string) int { return bench.Main(args, version) },
 	"version":     func([]string) int { fmt.Println("starcite", version); return 0 },
 	"help":        func([]string) int { fmt.Println(usage); return 0 },
 }
@@ -69,7 +72,7 @@ func serve() int {
 	// Validate before re-executing in the data directory: the re-executed
 	// image starts with a few lines of Dragonboat output, and a
 	// configuration error must be exactly one line.
-	if _, err := loadConfig(newEnv()); err != nil {
+	if _, err := config.Load(config.NewEnv(os.LookupEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "starcite: configuration error:", err)
 		return 2
 	}
@@ -83,7 +86,7 @@ func serve() int {
 		// RSS instead of 180 MB for a little more GC work under load.
 		debug.SetGCPercent(50)
 	}
-	cfg, err := loadConfig(newEnv())
+	cfg, err := config.Load(config.NewEnv(os.LookupEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starcite: configuration error:", err)
 		return 2

@@ -20,6 +20,7 @@ import (
 	"ergo.services/ergo/gen"
 
 	"starcite/actors"
+	"starcite/app/config"
 )
 
 // `starcite ops` and `starcite shell` join the cluster as a hidden,
@@ -140,20 +141,20 @@ func (o *opsOutput) fail(code int, msg string) int {
 // opsTarget reads the node to call and how to reach it from the
 // environment the server uses.
 func opsTarget(node string) (target, cookie string, port int, err error) {
-	e := newEnv()
+	e := config.NewEnv(os.LookupEnv)
 	if node == "" {
-		node = e.str("NODE_NAME", defaultNodeName)
+		node = e.Str("NODE_NAME", config.DefaultNodeName)
 	}
 	if name, host, ok := strings.Cut(node, "@"); !ok || name == "" || host == "" {
 		return "", "", 0, fmt.Errorf("invalid node name %q (expected name@host)", node)
 	}
-	port = e.port("STARCITE_DIST_PORT", 7200)
-	if e.err != nil {
-		return "", "", 0, e.err
+	port = e.Port("STARCITE_DIST_PORT", 7200)
+	if err := e.Err(); err != nil {
+		return "", "", 0, err
 	}
-	cookie = e.str("STARCITE_COOKIE", "")
+	cookie = e.Str("STARCITE_COOKIE", "")
 	if cookie == "" {
-		path := filepath.Join(e.str("STARCITE_RAFT_DATA_DIR", "./data"), "cookie")
+		path := filepath.Join(e.Str("STARCITE_RAFT_DATA_DIR", "./data"), "cookie")
 		b, rerr := os.ReadFile(path)
 		if rerr != nil || strings.TrimSpace(string(b)) == "" {
 			return "", "", 0, fmt.Errorf("no cookie: set STARCITE_COOKIE (a single node keeps its own in %s, not readable here)", path)

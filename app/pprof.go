@@ -9,6 +9,8 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"time"
+
+	"starcite/app/config"
 )
 
 // startPprof serves Go's profiler (net/http/pprof) on
@@ -17,7 +19,7 @@ import (
 // profiles and the command line reveal the node's internals, and a CPU
 // profile costs CPU. STARCITE_PPROF_TIMEOUT_MS is the write timeout, so it
 // also bounds how long a profile may run. The returned function stops it.
-func startPprof(cfg Config, log *slog.Logger) (func(), error) {
+func startPprof(cfg config.Config, log *slog.Logger) (func(), error) {
 	if cfg.PprofPort == 0 {
 		return func() {}, nil
 	}

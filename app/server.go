@@ -19,6 +19,7 @@ import (
 	"ergo.services/ergo/gen"
 
 	"starcite/actors"
+	"starcite/app/config"
 	"starcite/archive"
 	"starcite/dataplane"
 	"starcite/edge"
@@ -28,7 +29,7 @@ import (
 // runServer boots a node and blocks until it stops: open the Raft node
 // host, build the data plane and the HTTP edge, then start the Ergo node
 // whose application supervises every actor.
-func runServer(cfg Config, log *slog.Logger) error {
+func runServer(cfg config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("STARCITE_RAFT_DATA_DIR: %w", err)
 	}
@@ -143,7 +144,7 @@ func runServer(cfg Config, log *slog.Logger) error {
 // nodeCookie returns the distribution cookie: STARCITE_COOKIE, or for a
 // single node a random one kept in <data dir>/cookie (like Erlang's
 // .erlang.cookie) so that `starcite ops` on the same machine can read it.
-func nodeCookie(cfg Config) (string, error) {
+func nodeCookie(cfg config.Config) (string, error) {
 	if cfg.Cookie != "" {
 		return cfg.Cookie, nil
 	}
@@ -168,7 +169,7 @@ func nodeCookie(cfg Config) (string, error) {
 // the function that stops its background work. In jwt mode the JWKS is
 // fetched once here; a JWKS that is down does not stop the boot (requests
 // get 401 until it is reachable).
-func newAuthenticator(cfg Config, log *slog.Logger) (edge.Authenticator, func(), error) {
+func newAuthenticator(cfg config.Config, log *slog.Logger) (edge.Authenticator, func(), error) {
 	if cfg.AuthMode != "jwt" {
 		return edge.NoAuth{}, func() {}, nil
 	}

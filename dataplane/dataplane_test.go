@@ -3,7 +3,6 @@ package dataplane
 import (
 	"context"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"starcite/app/procrun"
 	"starcite/fsm"
 )
 
@@ -222,15 +222,6 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startPlane runs a single-node, single-group data plane on a real
 // Dragonboat NodeHost in a temporary directory.
 func startPlane(t *testing.T) *Plane {
@@ -240,7 +231,11 @@ func startPlane(t *testing.T) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := OpenRaft(RaftConfig{Dir: t.TempDir(), Self: self, RaftPort: freePort(t), RTT: 10 * time.Millisecond, Placement: pl})
+	port, err := procrun.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRaft(RaftConfig{Dir: t.TempDir(), Self: self, RaftPort: port, RTT: 10 * time.Millisecond, Placement: pl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,15 +3,19 @@ package edge
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"starcite/app/devjwt"
+	"starcite/app/procrun"
 )
 
 func TestParseJWKS(t *testing.T) {
-	pub := &rsaKey(t, 0).PublicKey
-	good := func() map[string]any { return jwkOf("k1", pub) }
+	pub := &devjwt.Key(0).PublicKey
+	good := func() map[string]any { return devjwt.JWK("k1", pub) }
 	with := func(k, v string) map[string]any {
 		m := good()
 		m[k] = v
@@ -22,8 +26,8 @@ func TestParseJWKS(t *testing.T) {
 		delete(m, k)
 		return m
 	}
-	doc := func(keys ...map[string]any) string { return string(jwksDoc(keys...)) }
-	second := jwkOf("k2", &rsaKey(t, 1).PublicKey)
+	doc := func(keys ...map[string]any) string { return string(devjwt.JWKS(keys...)) }
+	second := devjwt.JWK("k2", &devjwt.Key(1).PublicKey)
 
 	tests := []struct {
 		name string
@@ -57,7 +61,7 @@ func TestParseJWKS(t *testing.T) {
 		{"e missing", doc(without("e")), nil},
 		{"e empty", doc(with("e", "")), nil},
 		{"kid not a string", strings.Replace(doc(good()), `"kid":"k1"`, `"kid":1`, 1), nil},
-		{"duplicate kid", doc(good(), jwkOf("k1", &rsaKey(t, 1).PublicKey)), nil},
+		{"duplicate kid", doc(good(), devjwt.JWK("k1", &devjwt.Key(1).PublicKey)), nil},
 		{"one bad key among good ones", doc(good(), second, with("use", "enc")), nil},
 	}
 	for _, tt := range tests {
@@ -80,7 +84,7 @@ func TestParseJWKS(t *testing.T) {
 }
 
 func TestJWKSFetchRequest(t *testing.T) {
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &rsaKey(t, 0).PublicKey)))
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &devjwt.Key(0).PublicKey)))
 	a := newTestAuth(t, srv.URL, newClock(), time.Minute)
 	srv.mu.Lock()
 	method, accept := srv.method, srv.accept
@@ -97,10 +101,10 @@ func TestJWKSFetchRequest(t *testing.T) {
 // the previous one, and its keys keep working.
 func TestFailedRefreshKeepsTheSet(t *testing.T) {
 	clk := newClock()
-	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0, k1 := devjwt.Key(0), devjwt.Key(1)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
-	rotated := jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey))
+	rotated := devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey), devjwt.JWK("k2", &k1.PublicKey))
 
 	failures := []struct {
 		name   string
@@ -111,8 +115,8 @@ func TestFailedRefreshKeepsTheSet(t *testing.T) {
 		{"204", 204, nil},
 		{"404 with a valid body", 404, rotated},
 		{"invalid document", 200, []byte(`{"keys":"no"}`)},
-		{"one bad key", 200, jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey), map[string]any{"kty": "RSA", "kid": "k3"})},
-		{"empty set", 200, jwksDoc()},
+		{"one bad key", 200, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey), devjwt.JWK("k2", &k1.PublicKey), map[string]any{"kty": "RSA", "kid": "k3"})},
+		{"empty set", 200, devjwt.JWKS()},
 	}
 	for _, f := range failures {
 		t.Run(f.name, func(t *testing.T) {
@@ -147,8 +151,8 @@ func TestFailedRefreshKeepsTheSet(t *testing.T) {
 // requests share the fetch in flight.
 func TestForcedRefreshRateLimited(t *testing.T) {
 	clk := newClock()
-	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0, k1 := devjwt.Key(0), devjwt.Key(1)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	if n := srv.fetches.Load(); n != 1 {
 		t.Fatalf("%d fetches at boot", n)
@@ -200,7 +204,7 @@ func TestForcedRefreshRateLimited(t *testing.T) {
 
 	// The key is published; once the second has passed, the next request
 	// refreshes and succeeds (key rotation without restart).
-	srv.setBody(jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey)))
+	srv.setBody(devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey), devjwt.JWK("k2", &k1.PublicKey)))
 	clk.Advance(forcedRefreshInterval - time.Nanosecond)
 	if _, err := authWith(a, unknown); err != errAuthInvalid || srv.fetches.Load() != 2 {
 		t.Fatalf("refresh before the second passed: %v, %d fetches", challengeOf(err), srv.fetches.Load())
@@ -229,11 +233,11 @@ func TestForcedRefreshRateLimited(t *testing.T) {
 // without any request waiting for it.
 func TestBackgroundRefresh(t *testing.T) {
 	clk := newClock()
-	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0, k1 := devjwt.Key(0), devjwt.Key(1)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, 200*time.Millisecond)
 	srv.waitHits(t, 1) // boot fetch
-	rotated := jwksDoc(jwkOf("k2", &k1.PublicKey))
+	rotated := devjwt.JWKS(devjwt.JWK("k2", &k1.PublicKey))
 	srv.setBody(rotated)
 	srv.waitServed(t, 200, rotated)
 	if a.keys.current("k2") == nil || a.keys.current("k1") != nil {
@@ -254,8 +258,8 @@ func TestBackgroundRefresh(t *testing.T) {
 // its TTL.
 func TestBackgroundRefreshFailureKeepsKeys(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, 100*time.Millisecond)
 	srv.waitHits(t, 1)
 	srv.status.Store(503)
@@ -272,12 +276,11 @@ func TestBackgroundRefreshFailureKeepsKeys(t *testing.T) {
 
 // An unreachable JWKS never hangs a request and never fails the boot.
 func TestUnreachableJWKS(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := procrun.FreePort("127.0.0.1") // nothing listens: connection refused
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String() + "/jwks"
-	ln.Close() // connection refused from now on
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/jwks"
 
 	clk := newClock()
 	start := time.Now()
@@ -285,7 +288,7 @@ func TestUnreachableJWKS(t *testing.T) {
 	if d := time.Since(start); d > jwksFetchTimeout+time.Second {
 		t.Fatalf("boot took %s", d)
 	}
-	tok := token(rsaKey(t, 0), "k1", claimsAt(clk.Unix()))
+	tok := token(devjwt.Key(0), "k1", claimsAt(clk.Unix()))
 	start = time.Now()
 	if _, err := authWith(a, tok); err != errAuthInvalid {
 		t.Fatalf("got %v, want 401 invalid_token", challengeOf(err))
@@ -324,7 +327,7 @@ func TestSilentJWKS(t *testing.T) {
 	a := newTestAuth(t, "http://"+ln.Addr().String()+"/jwks", clk, time.Minute)
 	clk.Advance(forcedRefreshInterval)
 	start := time.Now()
-	if _, err := authWith(a, token(rsaKey(t, 0), "k1", claimsAt(clk.Unix()))); err != errAuthInvalid {
+	if _, err := authWith(a, token(devjwt.Key(0), "k1", claimsAt(clk.Unix()))); err != errAuthInvalid {
 		t.Fatalf("got %v, want 401 invalid_token", challengeOf(err))
 	}
 	if d := time.Since(start); d > jwksFetchTimeout+time.Second {
@@ -336,8 +339,8 @@ func TestSilentJWKS(t *testing.T) {
 // restart.
 func TestJWKSComesUpAfterBoot(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	srv.status.Store(503)
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	tok := token(k0, "k1", claimsAt(clk.Unix()))
@@ -352,7 +355,7 @@ func TestJWKSComesUpAfterBoot(t *testing.T) {
 }
 
 func TestCloseStopsRefresher(t *testing.T) {
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &rsaKey(t, 0).PublicKey)))
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &devjwt.Key(0).PublicKey)))
 	a, err := NewJWTAuth(JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSURL: srv.URL,
 		Leeway: time.Second, JWKSRefresh: 20 * time.Millisecond}, discardLog)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/fsm/jsonc"
 )
 
@@ -56,7 +57,7 @@ func fuzzSigningKey() *rsa.PrivateKey {
 // fuzzAuth is a JWTAuth trusting fuzzSigningKey under fuzzKid, on a fixed
 // clock; it returns the clock's Unix time too.
 func fuzzAuth(f *testing.F) (*JWTAuth, int64) {
-	srv := newJWKSServer(f, jwksDoc(jwkOf(fuzzKid, &fuzzSigningKey().PublicKey)))
+	srv := newJWKSServer(f, devjwt.JWKS(devjwt.JWK(fuzzKid, &fuzzSigningKey().PublicKey)))
 	clk := newClock()
 	a := newTestAuth(f, srv.URL, clk, time.Hour)
 	if a.keys.current(fuzzKid) == nil {
@@ -368,10 +369,10 @@ func FuzzSignedToken(f *testing.F) {
 }
 
 func FuzzParseJWKS(f *testing.F) {
-	pub := &rsaKey(f, 0).PublicKey
-	f.Add(jwksDoc(jwkOf("a", pub)))
-	f.Add(jwksDoc(jwkOf("a", pub), jwkOf("b", &rsaKey(f, 1).PublicKey)))
-	f.Add(jwksDoc(jwkOf("a", pub), jwkOf("a", pub)))
+	pub := &devjwt.Key(0).PublicKey
+	f.Add(devjwt.JWKS(devjwt.JWK("a", pub)))
+	f.Add(devjwt.JWKS(devjwt.JWK("a", pub), devjwt.JWK("b", &devjwt.Key(1).PublicKey)))
+	f.Add(devjwt.JWKS(devjwt.JWK("a", pub), devjwt.JWK("a", pub)))
 	for _, s := range []string{
 		`{}`, `{"keys":[]}`, `{"keys":{}}`, `{"keys":null}`, `[]`, `null`, ``,
 		`{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"k","n":"AQAB","e":"AQAB"}]}`,

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,54 +24,17 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"starcite/app/devjwt"
 )
 
-// ---- test fixtures: keys, a JWKS server, token minting, a clock ----
+// ---- test fixtures: a JWKS server, token minting, a clock (keys and
+// RS256 signatures come from package devjwt) ----
 
 const (
 	testIssuer   = "https://issuer.test"
 	testAudience = "starcite-api"
 )
-
-var (
-	keysOnce sync.Once
-	testKeys [3]*rsa.PrivateKey
-)
-
-// rsaKey returns one of three RSA keys generated once per test binary.
-func rsaKey(t testing.TB, i int) *rsa.PrivateKey {
-	t.Helper()
-	keysOnce.Do(func() {
-		for j := range testKeys {
-			k, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				panic(err)
-			}
-			testKeys[j] = k
-		}
-	})
-	return testKeys[i]
-}
-
-// jwkOf is the JWKS entry of an RSA public key.
-func jwkOf(kid string, pub *rsa.PublicKey) map[string]any {
-	return map[string]any{
-		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-	}
-}
-
-func jwksDoc(keys ...map[string]any) []byte {
-	if keys == nil {
-		keys = []map[string]any{}
-	}
-	b, err := json.Marshal(map[string]any{"keys": keys})
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 // jwksServer is a JWKS endpoint whose document and status the test sets.
 type jwksServer struct {
@@ -199,13 +161,6 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// signRS256 mints a compact JWS with the given header and claims,
-// signed with key by RS256 whatever the header says.
-func signRS256(key *rsa.PrivateKey, header map[string]any, claims any) string {
-	input := b64(mustJSON(header)) + "." + b64(mustJSON(claims))
-	return input + "." + b64(rsaSign(key, crypto.SHA256, input))
-}
-
 func rsaSign(key *rsa.PrivateKey, h crypto.Hash, input string) []byte {
 	hh := h.New()
 	hh.Write([]byte(input))
@@ -225,7 +180,7 @@ func claimsAt(now int64) map[string]any {
 }
 
 func token(key *rsa.PrivateKey, kid string, claims any) string {
-	return signRS256(key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, claims)
+	return devjwt.Sign(key, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, claims)
 }
 
 // requestCtx is a request carrying the given headers (name, value pairs;
@@ -335,7 +290,7 @@ func TestUnauthorizedResponses(t *testing.T) {
 
 func TestVerifyClaims(t *testing.T) {
 	clk := newClock()
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &rsaKey(t, 0).PublicKey)))
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &devjwt.Key(0).PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	now := clk.Unix()
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
@@ -478,7 +433,7 @@ func TestVerifyClaims(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := claimsAt(now)
 			tt.edit(c)
-			p, err := authWith(a, token(rsaKey(t, 0), "k1", c))
+			p, err := authWith(a, token(devjwt.Key(0), "k1", c))
 			switch {
 			case tt.ok && err != nil:
 				t.Fatalf("rejected: %s", err.challenge())
@@ -493,8 +448,8 @@ func TestVerifyClaims(t *testing.T) {
 
 func TestVerifyHeaderAndSignature(t *testing.T) {
 	clk := newClock()
-	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0, k1 := devjwt.Key(0), devjwt.Key(1)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	claims := mustJSON(claimsAt(clk.Unix()))
 	input := func(header map[string]any) string { return b64(mustJSON(header)) + "." + b64(claims) }
@@ -553,7 +508,7 @@ func TestVerifyHeaderAndSignature(t *testing.T) {
 		{"RS512 header over an RS256 signature", signed(map[string]any{"alg": "RS512", "kid": "k1"}, crypto.SHA256), false},
 		{"PS256 by the right key", pss(), false},
 		{"crit header", signed(map[string]any{"alg": "RS256", "kid": "k1", "crit": []string{"b64"}, "b64": false}, crypto.SHA256), false},
-		{"signed by another key", signRS256(k1, map[string]any{"alg": "RS256", "kid": "k1"}, claimsAt(clk.Unix())), false},
+		{"signed by another key", devjwt.Sign(k1, map[string]any{"alg": "RS256", "kid": "k1"}, claimsAt(clk.Unix())), false},
 		{"payload swapped", parts[0] + "." + b64([]byte(`{"iss":"x"}`)) + "." + parts[2], false},
 		{"signature truncated", parts[0] + "." + parts[1] + "." + parts[2][:40], false},
 		{"signature empty", parts[0] + "." + parts[1] + ".", false},
@@ -578,8 +533,8 @@ func TestVerifyHeaderAndSignature(t *testing.T) {
 
 func TestVerifyClaimsNotJSONObject(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	for _, payload := range []string{`[]`, `"x"`, `null`, `{"iss":`, "\xff"} {
 		in := b64(mustJSON(map[string]any{"alg": "RS256", "kid": "k1"})) + "." + b64([]byte(payload))
@@ -615,8 +570,8 @@ func TestJSONInt(t *testing.T) {
 
 func TestTokenCacheAvoidsVerification(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	tok := token(k0, "k1", claimsAt(clk.Unix()))
 	for i := range 100 {
@@ -628,7 +583,7 @@ func TestTokenCacheAvoidsVerification(t *testing.T) {
 		t.Fatalf("%d RSA verifications for one token used 100 times, want 1", n)
 	}
 	// A rejected token is never cached: each attempt verifies again.
-	bad := token(rsaKey(t, 1), "k1", claimsAt(clk.Unix()))
+	bad := token(devjwt.Key(1), "k1", claimsAt(clk.Unix()))
 	for range 3 {
 		if _, err := authWith(a, bad); err != errAuthInvalid {
 			t.Fatal("a token signed by another key was accepted")
@@ -641,8 +596,8 @@ func TestTokenCacheAvoidsVerification(t *testing.T) {
 
 func TestTokenCacheNeverOutlivesExp(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	c := claimsAt(clk.Unix())
 	exp := clk.Unix() + 10
@@ -676,8 +631,8 @@ func TestTokenCacheNeverOutlivesExp(t *testing.T) {
 
 func TestTokenCacheFollowsTheKeySet(t *testing.T) {
 	clk := newClock()
-	k0, k1 := rsaKey(t, 0), rsaKey(t, 1)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0, k1 := devjwt.Key(0), devjwt.Key(1)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	old := token(k0, "k1", claimsAt(clk.Unix()))
 	if _, err := authWith(a, old); err != nil {
@@ -686,7 +641,7 @@ func TestTokenCacheFollowsTheKeySet(t *testing.T) {
 
 	// Rotation: k2 is published next to k1. A token signed by k2 forces
 	// a refresh; the token of k1 stays a cache hit across it.
-	srv.setBody(jwksDoc(jwkOf("k1", &k0.PublicKey), jwkOf("k2", &k1.PublicKey)))
+	srv.setBody(devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey), devjwt.JWK("k2", &k1.PublicKey)))
 	if _, err := authWith(a, token(k1, "k2", claimsAt(clk.Unix()))); err != nil {
 		t.Fatalf("token of the new key: %s", err.challenge())
 	}
@@ -700,7 +655,7 @@ func TestTokenCacheFollowsTheKeySet(t *testing.T) {
 
 	// k1 is withdrawn: once the set no longer holds it, its cached token
 	// is rejected like any token of an unknown kid.
-	srv.setBody(jwksDoc(jwkOf("k2", &k1.PublicKey)))
+	srv.setBody(devjwt.JWKS(devjwt.JWK("k2", &k1.PublicKey)))
 	clk.Advance(forcedRefreshInterval)
 	if _, err := authWith(a, token(k1, "k3", claimsAt(clk.Unix()))); err != errAuthInvalid {
 		t.Fatal("unknown kid k3 accepted")
@@ -717,8 +672,8 @@ func TestTokenCacheFollowsTheKeySet(t *testing.T) {
 
 func TestAuthenticateRequest(t *testing.T) {
 	clk := newClock()
-	k0 := rsaKey(t, 0)
-	srv := newJWKSServer(t, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(t, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(t, srv.URL, clk, time.Minute)
 	c := claimsAt(clk.Unix())
 	c["session_id"] = "ses-1"
@@ -763,7 +718,7 @@ func TestNewJWTAuthRejectsBadConfig(t *testing.T) {
 }
 
 func TestScrubLog(t *testing.T) {
-	tok := token(rsaKey(t, 0), "k1", claimsAt(1))
+	tok := token(devjwt.Key(0), "k1", claimsAt(1))
 	msgs := []string{
 		`error when serving connection "1"<->"2": error when reading request headers: x: buffer size=9, contents: "GET /v1/sessions?access_token=` + tok + ` HTTP/1.1\r\nAuthorization: Bearer ` + tok + `\r\n"`,
 		`#0001 - 1<->2 - GET http://h/v1/sessions/x/tail?cursor=1&access_token=secret-token&x=1 - oops`,
@@ -786,8 +741,8 @@ func TestScrubLog(t *testing.T) {
 
 func benchAuth(b *testing.B) (*JWTAuth, string) {
 	clk := newClock()
-	k0 := rsaKey(b, 0)
-	srv := newJWKSServer(b, jwksDoc(jwkOf("k1", &k0.PublicKey)))
+	k0 := devjwt.Key(0)
+	srv := newJWKSServer(b, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey)))
 	a := newTestAuth(b, srv.URL, clk, time.Minute)
 	return a, token(k0, "k1", claimsAt(clk.Unix()))
 }

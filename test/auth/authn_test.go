@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/test/harness"
 )
 
@@ -23,7 +24,7 @@ import (
 // missing or malformed form (docs/api.md#token-transport,
 // docs/api.md#401-responses), on every /v1 route.
 func TestTokenTransport(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	n := startJWTNode(t, j, nil)
 	good := mint(0, "k1", claims("acme", "user:u-1", "session:create", "session:read", "session:append"))
 	upgrade := []string{"Upgrade", "websocket", "Connection", "Upgrade"}
@@ -96,7 +97,7 @@ func TestTokenTransport(t *testing.T) {
 // 401 invalid_token (docs/api.md#token-verification,
 // docs/api.md#identity-claims); the leeway cases pass.
 func TestTokenVerification(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	n := startJWTNode(t, j, nil)
 	now := time.Now().Unix()
 	base := claims("acme", "user:u-1", "session:read")
@@ -108,7 +109,7 @@ func TestTokenVerification(t *testing.T) {
 		m.Write([]byte(in))
 		return in + "." + b64(m.Sum(nil))
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key(0).PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(&devjwt.Key(0).PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,15 +130,15 @@ func TestTokenVerification(t *testing.T) {
 	rejected := []struct{ name, token string }{
 		{"bad signature (other key, same kid)", mint(1, "k1", base)},
 		{"tampered claims", parts[0] + "." + b64(mustJSON(with(base, "tenant_id", "other"))) + "." + parts[2]},
-		{"no kid", sign(key(0), map[string]any{"alg": "RS256"}, base)},
-		{"empty kid", sign(key(0), map[string]any{"alg": "RS256", "kid": ""}, base)},
-		{"numeric kid", sign(key(0), map[string]any{"alg": "RS256", "kid": 1}, base)},
+		{"no kid", devjwt.Sign(devjwt.Key(0), map[string]any{"alg": "RS256"}, base)},
+		{"empty kid", devjwt.Sign(devjwt.Key(0), map[string]any{"alg": "RS256", "kid": ""}, base)},
+		{"numeric kid", devjwt.Sign(devjwt.Key(0), map[string]any{"alg": "RS256", "kid": 1}, base)},
 		{"unknown kid", mint(0, "nope", base)},
 		{"alg none", b64(mustJSON(map[string]any{"alg": "none", "kid": "k1"})) + "." + parts[1] + "."},
 		{"HS256 keyed with the PEM public key", hs256(pemKey)},
 		{"HS256 keyed with the DER public key", hs256(der)},
 		{"ES256", es256()},
-		{"RS256 signature under an RS512 header", sign(key(0), map[string]any{"alg": "RS512", "kid": "k1"}, base)},
+		{"RS256 signature under an RS512 header", devjwt.Sign(devjwt.Key(0), map[string]any{"alg": "RS512", "kid": "k1"}, base)},
 		{"expired beyond leeway", mint(0, "k1", with(base, "exp", now-leeway-60))},
 		{"exp missing", mint(0, "k1", with(base, "exp", nil))},
 		{"exp float", mint(0, "k1", with(base, "exp", raw("1.7e9")))},
@@ -200,7 +201,7 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 // once the JWKS publishes the key it is accepted without a restart, and a
 // key withdrawn from the JWKS stops being accepted.
 func TestKeyRotation(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	n := startJWTNode(t, j, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "600000"})
 	c := claims("acme", "user:u-1", "session:read")
 	old, next := mint(0, "k1", c), mint(1, "k2", c)
@@ -208,7 +209,7 @@ func TestKeyRotation(t *testing.T) {
 	expectStatus(t, "k1", do(t, n, "GET", "/v1/sessions", nil, bearer(old)...), 200)
 	expectError(t, "k2 before rotation", do(t, n, "GET", "/v1/sessions", nil, bearer(next)...), 401, "unauthorized", challengeInvalid)
 
-	j.set(jwk("k1", key(0)), jwk("k2", key(1)))
+	j.set(devjwt.JWK("k1", &devjwt.Key(0).PublicKey), devjwt.JWK("k2", &devjwt.Key(1).PublicKey))
 	// Forced refreshes are rate-limited to one per second: the first
 	// request after that second picks the new key up.
 	accepted := waitStatus(t, n, next, 200, 5*time.Second)
@@ -232,13 +233,13 @@ func TestKeyRotation(t *testing.T) {
 // TestKeyWithdrawal: a key removed from the JWKS stops being accepted at
 // the next background refresh, tokens already verified (cached) included.
 func TestKeyWithdrawal(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)), jwk("k2", key(1)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey), devjwt.JWK("k2", &devjwt.Key(1).PublicKey))
 	n := startJWTNode(t, j, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "1000"})
 	c := claims("acme", "user:u-1", "session:read")
 	old, other := mint(0, "k1", c), mint(1, "k2", c)
 	expectStatus(t, "k1", do(t, n, "GET", "/v1/sessions", nil, bearer(old)...), 200)
 
-	j.set(jwk("k2", key(1)))
+	j.set(devjwt.JWK("k2", &devjwt.Key(1).PublicKey))
 	fresh := mint(0, "k1", with(c, "jti", "fresh"))
 	if !waitStatus(t, n, fresh, 401, 5*time.Second) {
 		t.Fatal("a token of a withdrawn key is still accepted 5s later (refresh interval 1s)")
@@ -264,7 +265,7 @@ func waitStatus(t *testing.T, n *harness.Node, tok string, status int, timeout t
 // token quickly with 401 invalid_token, and accepts them once the JWKS
 // answers, without a restart.
 func TestJWKSDownAtBoot(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	j.status.Store(503)
 	n := startJWTNode(t, j, nil)
 	tok := mint(0, "k1", claims("acme", "user:u-1", "session:read"))
@@ -282,13 +283,13 @@ func TestJWKSDownAtBoot(t *testing.T) {
 // TestInvalidJWKSFailsClosed: one bad key makes the whole document
 // unusable: even the well-formed key's tokens are refused.
 func TestInvalidJWKSFailsClosed(t *testing.T) {
-	bad := jwk("k2", key(1))
+	bad := devjwt.JWK("k2", &devjwt.Key(1).PublicKey)
 	bad["use"] = "enc"
-	j := newJWKS(t, jwk("k1", key(0)), bad)
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey), bad)
 	n := startJWTNode(t, j, nil)
 	tok := mint(0, "k1", claims("acme", "user:u-1", "session:read"))
 	expectError(t, "JWKS with one bad key", do(t, n, "GET", "/v1/sessions", nil, bearer(tok)...), 401, "unauthorized", challengeInvalid)
-	j.set(jwk("k1", key(0)), jwk("k2", key(1)))
+	j.set(devjwt.JWK("k1", &devjwt.Key(0).PublicKey), devjwt.JWK("k2", &devjwt.Key(1).PublicKey))
 	if !waitStatus(t, n, tok, 200, 5*time.Second) {
 		t.Fatal("token not accepted within 5s of the JWKS being fixed")
 	}
@@ -298,7 +299,7 @@ func TestInvalidJWKSFailsClosed(t *testing.T) {
 // whether sent in the header, in access_token, or inside a request the
 // HTTP server could not parse (whose raw bytes it quotes).
 func TestTokensNeverLogged(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	n := startJWTNode(t, j, map[string]string{"STARCITE_LOG_LEVEL": "debug"})
 	good := mint(0, "k1", claims("acme", "user:u-1", scCreate, scRead, scAppend))
 	bad := mint(1, "k1", claims("acme", "user:u-1", scRead))

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"starcite/app/devjwt"
 	"starcite/test/harness"
 )
 
@@ -21,7 +22,7 @@ const (
 )
 
 func newAuthzNode(t *testing.T) authzNode {
-	j := newJWKS(t, jwk("k1", key(0)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	a := authzNode{startJWTNode(t, j, nil)}
 	acme := a.tok("acme", "user:u-1", scCreate)
 	globex := a.tok("globex", "user:g-1", scCreate)

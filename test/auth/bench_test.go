@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/test/harness"
 )
 
@@ -16,7 +17,7 @@ import (
 // new token per request (an RSA verification each). Reports p50/p99 in
 // microseconds. Run e.g. with -benchtime=2000x.
 func BenchmarkAppendLatency(b *testing.B) {
-	j := newJWKS(b, jwk("k1", key(0)))
+	j := newJWKS(b, devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	none := harness.StartNode(b, harness.Options{Env: map[string]string{"STARCITE_AUTH_MODE": "none"}})
 	jwt := startJWTNode(b, j, nil)
 	c := claims("acme", "user:bench", scCreate, scAppend)

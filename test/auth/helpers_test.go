@@ -1,27 +1,24 @@
 // Package auth tests jwt mode against the real binary: tokens are minted
-// in the test with RSA keys generated in the test, and the node fetches
-// their public halves from a JWKS served by an httptest server in the
-// test process (docs/api.md#authentication, docs/api.md#error-catalogue).
+// in the test with the RSA keys of package devjwt (generated in the test
+// process), and the node fetches their public halves from a JWKS served by
+// an httptest server in the test process (docs/api.md#authentication,
+// docs/api.md#error-catalogue).
 package auth
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/test/harness"
 )
 
@@ -40,25 +37,6 @@ const (
 	challengeInvalid   = `Bearer realm="starcite", error="invalid_token"`
 )
 
-var (
-	keysOnce sync.Once
-	keys     [3]*rsa.PrivateKey
-)
-
-// key returns one of three RSA keys generated once per test binary.
-func key(i int) *rsa.PrivateKey {
-	keysOnce.Do(func() {
-		for j := range keys {
-			k, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				panic(err)
-			}
-			keys[j] = k
-		}
-	})
-	return keys[i]
-}
-
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func mustJSON(v any) []byte {
@@ -67,15 +45,6 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
-}
-
-// jwk is the JWKS entry of an RSA public key.
-func jwk(kid string, k *rsa.PrivateKey) map[string]any {
-	return map[string]any{
-		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-		"n": b64(k.PublicKey.N.Bytes()),
-		"e": b64(big.NewInt(int64(k.PublicKey.E)).Bytes()),
-	}
 }
 
 // jwks is a JWKS endpoint in the test process.
@@ -101,10 +70,7 @@ func newJWKS(t testing.TB, entries ...map[string]any) *jwks {
 }
 
 func (j *jwks) set(entries ...map[string]any) {
-	if entries == nil {
-		entries = []map[string]any{}
-	}
-	b := mustJSON(map[string]any{"keys": entries})
+	b := devjwt.JWKS(entries...)
 	j.doc.Store(&b)
 }
 
@@ -149,22 +115,9 @@ func with(c map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-// sign mints a compact JWS over claims with an arbitrary header, signed
-// by k with RS256 (whatever the header claims).
-func sign(k *rsa.PrivateKey, header map[string]any, claims any) string {
-	input := b64(mustJSON(header)) + "." + b64(mustJSON(claims))
-	h := crypto.SHA256.New()
-	h.Write([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, h.Sum(nil))
-	if err != nil {
-		panic(err)
-	}
-	return input + "." + b64(sig)
-}
-
 // mint is a regular RS256 token of key i under kid.
 func mint(i int, kid string, c map[string]any) string {
-	return sign(key(i), map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, c)
+	return devjwt.Sign(devjwt.Key(i), map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}, c)
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}

@@ -5,13 +5,15 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"starcite/app/devjwt"
 )
 
 // TestTailTokenExpiry: a tail socket lives as long as its token: it is
 // closed with 4001 token_expired at exp (no leeway), and a token already
 // past exp but still inside the leeway is accepted and closed at once.
 func TestTailTokenExpiry(t *testing.T) {
-	j := newJWKS(t, jwk("k1", key(1)))
+	j := newJWKS(t, devjwt.JWK("k1", &devjwt.Key(1).PublicKey))
 	n := startJWTNode(t, j, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "5"})
 	admin := mint(1, "k1", claims("acme", "user:u1", "session:create", "session:read", "session:append"))
 	expectStatus(t, "create", do(t, n, "POST", "/v1/sessions", map[string]any{"id": "exp"}, bearer(admin)...), 201)

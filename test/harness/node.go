@@ -1,7 +1,8 @@
 // Package harness runs real starcite processes for the black-box tests
 // under test/: it builds (or finds) the binary, starts nodes with their
-// own data directories and ports, waits for readiness by polling the
-// node, kills and restarts them, and talks to them over HTTP.
+// own data directories and ports (processes and ports of package
+// procrun, shared with starcite bench), waits for readiness by polling
+// the node, stops, kills and restarts them, and talks to them over HTTP.
 package harness
 
 import (
@@ -14,11 +15,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"starcite/app/procrun"
 )
 
 var (
@@ -58,12 +60,11 @@ func Binary(t testing.TB) string {
 // FreePort returns a TCP port that was free on host a moment ago.
 func FreePort(t testing.TB, host string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	port, err := procrun.FreePort(host)
 	if err != nil {
-		t.Fatalf("free port on %s: %v", host, err)
+		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Node is one starcite process.
@@ -78,9 +79,7 @@ type Node struct {
 	Netns   string // network namespace the process runs in ("" = the test's)
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	proc *procrun.Process // nil when not running
 }
 
 // Options configure StartNode. Zero values pick single-node test defaults.
@@ -153,53 +152,30 @@ func (n *Node) Start() {
 	n.t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
+	if n.proc != nil {
 		n.t.Fatalf("%s already running", n.Name)
 	}
-	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	cmd := exec.Command(Binary(n.t), "server")
+	spec := procrun.Spec{Path: Binary(n.t), Args: []string{"server"}, LogPath: n.LogPath,
+		Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}}
 	if n.Netns != "" {
 		// ip netns exec execs the binary: the PID is the server's.
-		cmd = exec.Command("ip", "netns", "exec", n.Netns, Binary(n.t), "server")
+		spec.Path, spec.Args = "ip", append([]string{"netns", "exec", n.Netns, spec.Path}, spec.Args...)
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range n.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		spec.Env = append(spec.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p, err := procrun.Start(spec)
+	if err != nil {
 		n.t.Fatalf("start %s: %v", n.Name, err)
 	}
-	done := make(chan struct{})
-	n.cmd, n.done = cmd, done
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		n.mu.Lock()
-		n.err = err
-		n.mu.Unlock()
-		close(done)
-	}()
+	n.proc = p
 }
 
 // Running reports whether the process is alive.
 func (n *Node) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
+	return n.proc != nil && !n.proc.Exited()
 }
 
 // Pid is the server's process id (0 when not running). Under a network
@@ -207,18 +183,18 @@ func (n *Node) Running() bool {
 func (n *Node) Pid() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
+	if n.proc == nil {
 		return 0
 	}
-	return n.cmd.Process.Pid
+	return n.proc.Pid()
 }
 
 // Signal sends sig to the process (SIGSTOP/SIGCONT for pauses).
 func (n *Node) Signal(sig syscall.Signal) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil && n.cmd.Process != nil {
-		n.cmd.Process.Signal(sig)
+	if n.proc != nil {
+		n.proc.Signal(sig)
 	}
 }
 
@@ -236,30 +212,15 @@ func (n *Node) Stop() {
 
 func (n *Node) stop(sig syscall.Signal, wait time.Duration) error {
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	p := n.proc
 	n.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return nil
 	}
-	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot handle SIGTERM
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(wait):
-		cmd.Process.Kill()
-		<-done
-		n.mu.Lock()
-		n.cmd = nil
-		n.mu.Unlock()
-		return fmt.Errorf("did not exit within %s after %s", wait, sig)
-	}
+	err := p.Stop(sig, wait)
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	err := n.err
-	n.cmd = nil
-	if sig == syscall.SIGKILL {
-		return nil
-	}
+	n.proc = nil
+	n.mu.Unlock()
 	return err
 }
 
@@ -305,11 +266,7 @@ func (n *Node) Log() string {
 
 // DumpLog prints the last lines of the node's log to the test log.
 func (n *Node) DumpLog(lines int) {
-	all := strings.Split(strings.TrimRight(n.Log(), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	n.t.Logf("--- last %d log lines of %s ---\n%s", len(all), n.Name, strings.Join(all, "\n"))
+	n.t.Logf("--- last %d log lines of %s ---\n%s", lines, n.Name, procrun.LogTail(n.LogPath, lines))
 }
 
 // RunOnce runs the binary with extra environment and arguments, returning

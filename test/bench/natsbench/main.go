@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"starcite/app/measure"
+	"starcite/app/procrun"
 )
 
 type options struct {
@@ -156,45 +156,24 @@ func writeJSON(path string, v any) error {
 type server struct {
 	name string
 	url  string
-	pid  int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	proc *procrun.Process
 }
 
 // startCluster starts three JetStream servers on loopback with fsync on
 // every write; stop stops them.
 func startCluster(o options, dir string) (servers []*server, stop func(), err error) {
 	stop = func() {
+		var wg sync.WaitGroup
 		for _, s := range servers {
-			s.cmd.Process.Signal(syscall.SIGTERM)
+			wg.Go(func() { s.proc.Stop(syscall.SIGTERM, 15*time.Second) })
 		}
-		for _, s := range servers {
-			select {
-			case <-s.done:
-			case <-time.After(15 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
+		wg.Wait()
 	}
-	var client, route [3]int
-	for i := range 3 {
-		if client[i], err = freePort(); err != nil {
-			return nil, stop, err
-		}
-		if route[i], err = freePort(); err != nil {
-			return nil, stop, err
-		}
+	ports, err := procrun.FreePorts([]string{"127.0.0.1"}, 6)
+	if err != nil {
+		return nil, stop, err
 	}
+	client, route := ports[:3], ports[3:]
 	routes := make([]string, 3)
 	for i := range 3 {
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", route[i])
@@ -217,20 +196,12 @@ cluster {
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			return servers, stop, err
 		}
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		p, err := procrun.Start(procrun.Spec{Path: o.server, Args: []string{"-c", confPath}, Env: os.Environ(),
+			LogPath: filepath.Join(dir, name+".log"), DieWithParent: true})
 		if err != nil {
-			return servers, stop, err
-		}
-		cmd := exec.Command(o.server, "-c", confPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			logf.Close()
 			return servers, stop, fmt.Errorf("start %s (%s): %w", name, o.server, err)
 		}
-		s := &server{name: name, url: fmt.Sprintf("nats://127.0.0.1:%d", client[i]), pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
-		go func() { cmd.Wait(); logf.Close(); close(s.done) }()
-		servers = append(servers, s)
+		servers = append(servers, &server{name: name, url: fmt.Sprintf("nats://127.0.0.1:%d", client[i]), proc: p})
 	}
 	return servers, stop, nil
 }
@@ -243,7 +214,7 @@ func setupStream(ctx context.Context, o options, servers []*server) error {
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		for _, s := range servers {
 			select {
-			case <-s.done:
+			case <-s.proc.Done():
 				return fmt.Errorf("nats-server %s exited during boot", s.name)
 			default:
 			}
@@ -437,7 +408,7 @@ func errorClass(err error) string {
 func procs(servers []*server) []measure.Proc {
 	out := make([]measure.Proc, len(servers))
 	for i, s := range servers {
-		out[i] = measure.Proc{Name: s.name, PID: s.pid}
+		out[i] = measure.Proc{Name: s.name, PID: s.proc.Pid()}
 	}
 	return out
 }

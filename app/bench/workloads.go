@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The workloads of `starcite bench`: closed-loop and open-loop append
 // latency, end-to-end tail latency and replay rate.

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -19,39 +19,39 @@ type ArchiveConfig struct {
 	ReadCacheMax int64         // STARCITE_ARCHIVE_READ_CACHE_MAX_SIZE
 }
 
-func (c *Config) resolveArchive(e *env) error {
+func (c *Config) resolveArchive(e *Env) error {
 	a := &c.Archive
 	a.FlushEvery = e.millis("STARCITE_ARCHIVE_FLUSH_INTERVAL_MS", 5*time.Second)
 	a.ReadCacheMax = e.size("STARCITE_ARCHIVE_READ_CACHE_MAX_SIZE", 2<<30)
 	s := &a.Store
-	s.Adapter = strings.ToLower(e.str("STARCITE_ARCHIVE_ADAPTER", "file"))
+	s.Adapter = strings.ToLower(e.Str("STARCITE_ARCHIVE_ADAPTER", "file"))
 	switch s.Adapter {
 	case "file":
-		s.Dir = filepath.Clean(e.str("STARCITE_ARCHIVE_DIR", filepath.Join(c.DataDir, "archive")))
+		s.Dir = filepath.Clean(e.Str("STARCITE_ARCHIVE_DIR", filepath.Join(c.DataDir, "archive")))
 	case "s3":
-		s.S3Bucket = e.str("STARCITE_S3_BUCKET", "")
+		s.S3Bucket = e.Str("STARCITE_S3_BUCKET", "")
 		if s.S3Bucket == "" {
 			return fmt.Errorf("STARCITE_S3_BUCKET: required when STARCITE_ARCHIVE_ADAPTER=s3")
 		}
-		s.S3Prefix = e.str("STARCITE_S3_PREFIX", archive.DefaultS3Prefix)
-		s.S3Region = e.str("STARCITE_S3_REGION", "")
-		s.S3Endpoint = e.str("STARCITE_S3_ENDPOINT", "")
+		s.S3Prefix = e.Str("STARCITE_S3_PREFIX", archive.DefaultS3Prefix)
+		s.S3Region = e.Str("STARCITE_S3_REGION", "")
+		s.S3Endpoint = e.Str("STARCITE_S3_ENDPOINT", "")
 		if s.S3Endpoint != "" {
 			u, err := url.Parse(s.S3Endpoint)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 				return fmt.Errorf("STARCITE_S3_ENDPOINT: invalid value %q (expected http(s)://host[:port])", s.S3Endpoint)
 			}
 		}
-		s.S3AccessKeyID = e.str("STARCITE_S3_ACCESS_KEY_ID", "")
-		s.S3SecretAccessKey = e.str("STARCITE_S3_SECRET_ACCESS_KEY", "")
-		s.S3SessionToken = e.str("STARCITE_S3_SESSION_TOKEN", "")
+		s.S3AccessKeyID = e.Str("STARCITE_S3_ACCESS_KEY_ID", "")
+		s.S3SecretAccessKey = e.Str("STARCITE_S3_SECRET_ACCESS_KEY", "")
+		s.S3SessionToken = e.Str("STARCITE_S3_SESSION_TOKEN", "")
 		if (s.S3AccessKeyID == "") != (s.S3SecretAccessKey == "") {
 			return fmt.Errorf("STARCITE_S3_ACCESS_KEY_ID: set together with STARCITE_S3_SECRET_ACCESS_KEY, or neither (SDK default chain)")
 		}
 		s.S3PathStyle = e.boolean("STARCITE_S3_PATH_STYLE", true)
 		s.S3MaxWriteRetries = e.nonNegInt("STARCITE_S3_MAX_WRITE_RETRIES", archive.DefaultS3MaxWriteRetries)
 	case "postgres":
-		s.PostgresURL = e.str("DATABASE_URL", e.str("STARCITE_POSTGRES_URL", ""))
+		s.PostgresURL = e.Str("DATABASE_URL", e.Str("STARCITE_POSTGRES_URL", ""))
 		if s.PostgresURL == "" {
 			return fmt.Errorf("DATABASE_URL: required when STARCITE_ARCHIVE_ADAPTER=postgres (or STARCITE_POSTGRES_URL)")
 		}

@@ -1,4 +1,10 @@
-package main
+// Package config reads a node's configuration from environment variables
+// (docs/operations.md#configuration): every variable, its default, its
+// validation and the settings derived from others. Bad input stops here
+// with one error naming the variable. Package main loads it at boot; the
+// operator commands read the variables they share with the server
+// through Env.
+package config
 
 import (
 	"errors"
@@ -60,23 +66,25 @@ type Config struct {
 	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of a profile request
 }
 
-// defaultNodeName is a single node on loopback.
-const defaultNodeName = "starcite@127.0.0.1"
+// DefaultNodeName is a single node on loopback.
+const DefaultNodeName = "starcite@127.0.0.1"
 
-func loadConfig(e *env) (Config, error) {
+// Load reads the whole configuration; the error names the first variable
+// with an invalid value or a missing dependency.
+func Load(e *Env) (Config, error) {
 	c := Config{
-		NodeName:  e.str("NODE_NAME", defaultNodeName),
-		Port:      e.port("PORT", 4000),
-		RaftPort:  e.port("STARCITE_RAFT_PORT", 7100),
-		DistPort:  e.port("STARCITE_DIST_PORT", 7200),
+		NodeName:  e.Str("NODE_NAME", DefaultNodeName),
+		Port:      e.Port("PORT", 4000),
+		RaftPort:  e.Port("STARCITE_RAFT_PORT", 7100),
+		DistPort:  e.Port("STARCITE_DIST_PORT", 7200),
 		NumGroups: e.posInt("STARCITE_NUM_GROUPS", 256),
-		DataDir:   e.str("STARCITE_RAFT_DATA_DIR", "./data"),
+		DataDir:   e.Str("STARCITE_RAFT_DATA_DIR", "./data"),
 		RaftRTT:   e.millis("STARCITE_RAFT_RTT_MS", 100*time.Millisecond),
 
 		ClusterNodes: e.list("CLUSTER_NODES"),
-		DNSQuery:     e.str("DNS_CLUSTER_QUERY", ""),
+		DNSQuery:     e.Str("DNS_CLUSTER_QUERY", ""),
 		DNSEvery:     e.millis("DNS_POLL_INTERVAL_MS", 5*time.Second),
-		DNSBasename:  e.str("DNS_CLUSTER_NODE_BASENAME", "starcite"),
+		DNSBasename:  e.Str("DNS_CLUSTER_NODE_BASENAME", "starcite"),
 		LeaderTTL:    e.millis("STARCITE_ROUTE_LEADER_CACHE_TTL_MS", 10*time.Second),
 
 		Telemetry:         e.boolean("STARCITE_ENABLE_TELEMETRY", true),
@@ -87,11 +95,11 @@ func loadConfig(e *env) (Config, error) {
 		SessionTTL:         e.millis("STARCITE_SESSION_STORE_TTL_MS", 6*time.Hour),
 		SessionTouchOnRead: e.boolean("STARCITE_SESSION_STORE_TOUCH_ON_READ", true),
 
-		LogLevel:  strings.ToLower(e.str("STARCITE_LOG_LEVEL", "info")),
-		LogFormat: strings.ToLower(e.str("STARCITE_LOG_FORMAT", "text")),
+		LogLevel:  strings.ToLower(e.Str("STARCITE_LOG_LEVEL", "info")),
+		LogFormat: strings.ToLower(e.Str("STARCITE_LOG_FORMAT", "text")),
 
-		PprofPort:    e.port("STARCITE_PPROF_PORT", 0),
-		PprofHost:    e.str("STARCITE_PPROF_HOST", "127.0.0.1"),
+		PprofPort:    e.Port("STARCITE_PPROF_PORT", 0),
+		PprofHost:    e.Str("STARCITE_PPROF_HOST", "127.0.0.1"),
 		PprofTimeout: e.millis("STARCITE_PPROF_TIMEOUT_MS", 60*time.Second),
 	}
 	if e.err != nil {
@@ -108,7 +116,7 @@ func loadConfig(e *env) (Config, error) {
 
 // resolve checks the variables that depend on each other and fills in
 // defaults derived from others.
-func (c *Config) resolve(e *env) error {
+func (c *Config) resolve(e *Env) error {
 	name, host, ok := strings.Cut(c.NodeName, "@")
 	if !ok || name == "" || host == "" || strings.ContainsAny(c.NodeName, " ,") {
 		return fmt.Errorf("NODE_NAME: invalid value %q (expected name@host, e.g. starcite@10.0.0.5)", c.NodeName)
@@ -142,13 +150,13 @@ func (c *Config) resolve(e *env) error {
 		c.RF = min(3, len(c.WriteNodes))
 	}
 
-	c.Cookie = e.str("STARCITE_COOKIE", "")
+	c.Cookie = e.Str("STARCITE_COOKIE", "")
 	if len(c.WriteNodes) > 1 && c.Cookie == "" {
 		return errors.New("STARCITE_COOKIE: required with more than one write node (it guards the cluster's distribution port)")
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
 
-	mode := strings.ToLower(e.str("STARCITE_AUTH_MODE", "jwt"))
+	mode := strings.ToLower(e.Str("STARCITE_AUTH_MODE", "jwt"))
 	switch mode {
 	case "none", "jwt":
 		c.AuthMode = mode
@@ -195,7 +203,7 @@ func (c *Config) resolve(e *env) error {
 // URL are required: jwt mode refuses to boot without them
 // (docs/decisions.md#d12) instead of falling back to example values as
 // upstream.
-func (c *Config) resolveJWT(e *env) error {
+func (c *Config) resolveJWT(e *Env) error {
 	const maxLeewaySeconds = 1_000_000_000
 	for _, v := range []struct {
 		name string

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The HTTP and WebSocket client side of `starcite bench`: keep-alive
 // fasthttp clients per node, append bodies built without reflection,

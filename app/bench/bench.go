@@ -1,10 +1,12 @@
-package main
-
-// `starcite bench`: measures what users feel — append latency (closed
-// and open loop), end-to-end tail latency and replay rate — against
-// nodes it starts itself (a single node, or with --cluster the local
-// 3-node cluster on 127.0.0.1-3) or against running nodes (--nodes).
+// Package bench is `starcite bench`: it measures what users feel —
+// append latency (closed and open loop), end-to-end tail latency and
+// replay rate — against nodes it starts itself (a single node, or with
+// --cluster the local 3-node cluster on 127.0.0.1-3) or against running
+// nodes (--nodes). It drives nodes over HTTP and WebSocket only, starts
+// them with package procrun, reads their resource use with package
+// measure, and signs jwt-mode tokens with package devjwt.
 // README.md, "Performance", describes the workloads and their figures.
+package bench
 
 import (
 	"context"
@@ -25,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/app/measure"
 )
 
@@ -276,8 +279,9 @@ func loadAvg() string {
 	return strings.Join(f[:min(3, len(f))], " ")
 }
 
-// runBench is `starcite bench`.
-func runBench(args []string) int {
+// Main runs `starcite bench` with its arguments and returns the exit
+// code; version is the binary's, recorded in the results.
+func Main(args []string, version string) int {
 	o, err := parseBenchFlags(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -396,13 +400,13 @@ func benchTargets(ctx context.Context, o benchOptions, rep *benchReport, out io.
 
 // benchStarted starts nodes once per auth mode and runs the workloads.
 func benchStarted(ctx context.Context, o benchOptions, rep *benchReport, out io.Writer) error {
-	var jwt *devJWT
+	var jwt *devjwt.Issuer
 	if slices.Contains(o.auth, "jwt") {
 		var err error
-		if jwt, err = startDevJWT(); err != nil {
+		if jwt, err = devjwt.StartIssuer(); err != nil {
 			return err
 		}
-		defer jwt.close()
+		defer jwt.Close()
 	}
 	for i, mode := range o.auth {
 		workloads := o.workloads
@@ -426,15 +430,12 @@ func benchStarted(ctx context.Context, o benchOptions, rep *benchReport, out io.
 	return nil
 }
 
-func benchOneMode(ctx context.Context, o benchOptions, rep *benchReport, out io.Writer, mode string, jwt *devJWT, workloads []string) error {
+func benchOneMode(ctx context.Context, o benchOptions, rep *benchReport, out io.Writer, mode string, jwt *devjwt.Issuer, workloads []string) error {
 	env := []string{"STARCITE_AUTH_MODE=none"}
 	token := ""
 	if mode == "jwt" {
-		env = jwt.nodeEnv()
-		var err error
-		if token, err = jwt.token(24 * time.Hour); err != nil {
-			return err
-		}
+		env = jwt.NodeEnv()
+		token = jwt.Token("bench", "service:bench", "session:create session:read session:append", 24*time.Hour)
 	}
 	what := "a single node"
 	if o.cluster {

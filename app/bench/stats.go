@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Result types, percentile math and table output of `starcite bench`.
 

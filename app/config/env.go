@@ -1,37 +1,44 @@
-package main
+package config
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// env reads configuration variables. The first invalid value is kept in err
-// so boot can stop with one line naming the variable
-// (docs/operations.md#configuration).
-type env struct {
+// Env reads configuration variables by the rules of
+// docs/operations.md#configuration: Load reads a node's whole
+// configuration with it, the operator commands (`starcite ops`,
+// `starcite healthcheck`) the few variables they share with the server.
+// The first invalid value is kept, so boot can stop with one line naming
+// the variable.
+type Env struct {
 	lookup func(string) (string, bool)
 	err    error
 }
 
-func newEnv() *env { return &env{lookup: os.LookupEnv} }
+// NewEnv reads variables through lookup (os.LookupEnv in a process).
+func NewEnv(lookup func(string) (string, bool)) *Env { return &Env{lookup: lookup} }
 
-func (e *env) fail(name, value, want string) {
+// Err is the first invalid value read, as an error naming the variable.
+func (e *Env) Err() error { return e.err }
+
+func (e *Env) fail(name, value, want string) {
 	if e.err == nil {
 		e.err = fmt.Errorf("%s: invalid value %q (%s)", name, value, want)
 	}
 }
 
 // raw returns the trimmed value of a variable; blank counts as unset.
-func (e *env) raw(name string) (string, bool) {
+func (e *Env) raw(name string) (string, bool) {
 	v, ok := e.lookup(name)
 	v = strings.TrimSpace(v)
 	return v, ok && v != ""
 }
 
-func (e *env) str(name, def string) string {
+// Str reads a string; blank counts as unset.
+func (e *Env) Str(name, def string) string {
 	if v, ok := e.raw(name); ok {
 		return v
 	}
@@ -39,7 +46,7 @@ func (e *env) str(name, def string) string {
 }
 
 // posInt reads a positive integer.
-func (e *env) posInt(name string, def int) int {
+func (e *Env) posInt(name string, def int) int {
 	v, ok := e.raw(name)
 	if !ok {
 		return def
@@ -53,7 +60,7 @@ func (e *env) posInt(name string, def int) int {
 }
 
 // nonNegInt reads an integer >= 0.
-func (e *env) nonNegInt(name string, def int) int {
+func (e *Env) nonNegInt(name string, def int) int {
 	v, ok := e.raw(name)
 	if !ok {
 		return def
@@ -66,7 +73,8 @@ func (e *env) nonNegInt(name string, def int) int {
 	return n
 }
 
-func (e *env) port(name string, def int) int {
+// Port reads a port number, 1..65535.
+func (e *Env) Port(name string, def int) int {
 	p := e.posInt(name, def)
 	if p > 65535 {
 		e.fail(name, strconv.Itoa(p), "expected a port number 1..65535")
@@ -76,12 +84,12 @@ func (e *env) port(name string, def int) int {
 }
 
 // millis reads a positive number of milliseconds.
-func (e *env) millis(name string, def time.Duration) time.Duration {
+func (e *Env) millis(name string, def time.Duration) time.Duration {
 	return time.Duration(e.posInt(name, int(def/time.Millisecond))) * time.Millisecond
 }
 
 // boolean reads 1/true/yes/on or 0/false/no/off, any case.
-func (e *env) boolean(name string, def bool) bool {
+func (e *Env) boolean(name string, def bool) bool {
 	v, ok := e.raw(name)
 	if !ok {
 		return def
@@ -99,7 +107,7 @@ func (e *env) boolean(name string, def bool) bool {
 // size reads a byte size: digits and an optional unit (B, K, KB, KiB, M,
 // MB, MiB, G, GB, GiB, T, TB, TiB; 1024-based, any case). No unit means
 // MiB; zero is invalid (docs/operations.md#configuration).
-func (e *env) size(name string, def int64) int64 {
+func (e *Env) size(name string, def int64) int64 {
 	v, ok := e.raw(name)
 	if !ok {
 		return def
@@ -144,7 +152,7 @@ func parseSize(v string) (int64, error) {
 
 // list reads a comma-separated list: items trimmed, blanks dropped,
 // duplicates removed, order kept.
-func (e *env) list(name string) []string {
+func (e *Env) list(name string) []string {
 	v, ok := e.raw(name)
 	if !ok {
 		return nil

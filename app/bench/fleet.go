@@ -1,25 +1,17 @@
-package main
+package bench
 
-// The server processes `starcite bench` starts (a single node or the local
-// 3-node cluster), the dev JWKS it serves for jwt mode, and what it reads
-// about processes from /proc.
+// The server processes `starcite bench` starts: a single node or the
+// local 3-node cluster.
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +20,7 @@ import (
 	"time"
 
 	"starcite/app/measure"
+	"starcite/app/procrun"
 )
 
 // benchNode is one server process the bench runs.
@@ -40,95 +33,56 @@ type benchNode struct {
 	env     []string // NAME=value, on top of the inherited environment
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *procrun.Process // nil when not started
 }
 
 func (n *benchNode) pid() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
+	if n.proc == nil {
 		return 0
 	}
-	return n.cmd.Process.Pid
+	return n.proc.Pid()
 }
 
 func (n *benchNode) start(bin string, extra []string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
+	if n.proc != nil {
 		return fmt.Errorf("%s: already running", n.name)
 	}
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "server")
 	// The inherited environment first, so that STARCITE_* variables set by
 	// the caller reach the nodes (as rel/dev-cluster.sh does); the node's
 	// own settings win over them (exec keeps the last value of a name).
-	cmd.Env = append(append(os.Environ(), n.env...), extra...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own process group, and killed if the bench dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	// Killed if the bench dies without cleaning up.
+	p, err := procrun.Start(procrun.Spec{Path: bin, Args: []string{"server"}, LogPath: n.logPath,
+		Env: append(append(os.Environ(), n.env...), extra...), DieWithParent: true})
+	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
-	done := make(chan struct{})
-	n.cmd, n.done = cmd, done
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
+	n.proc = p
 	return nil
 }
 
 // stop sends SIGTERM, waits up to grace for the exit, then SIGKILL.
 func (n *benchNode) stop(grace time.Duration) {
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	p := n.proc
+	n.proc = nil
 	n.mu.Unlock()
-	if cmd == nil {
-		return
+	if p != nil {
+		p.Stop(syscall.SIGTERM, grace)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		cmd.Process.Kill()
-		<-done
-	}
-	n.mu.Lock()
-	n.cmd, n.done = nil, nil
-	n.mu.Unlock()
 }
 
 func (n *benchNode) exited() bool {
 	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
+	defer n.mu.Unlock()
+	return n.proc == nil || n.proc.Exited()
 }
 
 // logTail returns the last lines of the node's log, for error reports.
-func (n *benchNode) logTail(lines int) string {
-	b, err := os.ReadFile(n.logPath)
-	if err != nil {
-		return ""
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
-}
+func (n *benchNode) logTail(lines int) string { return procrun.LogTail(n.logPath, lines) }
 
 // fleet is the set of nodes the bench started, all stopped by close.
 type fleet struct {
@@ -160,7 +114,7 @@ func startFleet(ctx context.Context, o fleetOptions) (*fleet, error) {
 	}
 	// One HTTP, Raft and distribution port shared by every node, each on
 	// its own address, as in rel/dev-cluster.sh.
-	ports, err := freePortsOn(hosts, 3)
+	ports, err := procrun.FreePorts(hosts, 3)
 	if err != nil {
 		f.close()
 		return nil, err
@@ -298,123 +252,4 @@ func (f *fleet) close() {
 		return
 	}
 	os.RemoveAll(f.root)
-}
-
-// freePortsOn returns count TCP ports that were free on every host a
-// moment ago (the nodes of the local cluster share port numbers).
-func freePortsOn(hosts []string, count int) ([]int, error) {
-	var ports []int
-	seen := map[int]bool{}
-	for attempt := 0; len(ports) < count; attempt++ {
-		if attempt > 200 {
-			return nil, fmt.Errorf("no free port common to %s", strings.Join(hosts, ", "))
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
-		if err != nil {
-			return nil, fmt.Errorf("free port on %s: %w", hosts[0], err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ok := !seen[port]
-		var others []net.Listener
-		for _, h := range hosts[1:] {
-			if !ok {
-				break
-			}
-			l, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			others = append(others, l)
-		}
-		for _, l := range others {
-			l.Close()
-		}
-		ln.Close()
-		if ok {
-			seen[port] = true
-			ports = append(ports, port)
-		}
-	}
-	return ports, nil
-}
-
-// devJWT is the dev identity provider of jwt-mode runs: an RSA key, its
-// JWKS served over HTTP on loopback, and tokens signed with it.
-type devJWT struct {
-	key      *rsa.PrivateKey
-	kid      string
-	issuer   string
-	audience string
-	srv      *http.Server
-	url      string
-}
-
-func startDevJWT() (*devJWT, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	j := &devJWT{key: key, kid: "bench-1", issuer: "https://bench.starcite.local", audience: "starcite-api"}
-	b64 := base64.RawURLEncoding.EncodeToString
-	doc, err := json.Marshal(map[string]any{"keys": []any{map[string]string{
-		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": j.kid,
-		"n": b64(key.N.Bytes()), "e": b64(big.NewInt(int64(key.E)).Bytes()),
-	}}})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("dev JWKS listener: %w", err)
-	}
-	j.url = "http://" + ln.Addr().String() + "/.well-known/jwks.json"
-	j.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(doc)
-	})}
-	go j.srv.Serve(ln)
-	return j, nil
-}
-
-// nodeEnv is what a node needs to trust the dev JWKS.
-func (j *devJWT) nodeEnv() []string {
-	return []string{
-		"STARCITE_AUTH_MODE=jwt",
-		"STARCITE_AUTH_JWT_ISSUER=" + j.issuer,
-		"STARCITE_AUTH_JWT_AUDIENCE=" + j.audience,
-		"STARCITE_AUTH_JWKS_URL=" + j.url,
-	}
-}
-
-// token mints an RS256 token for tenant "bench" with every scope, valid
-// for ttl.
-func (j *devJWT) token(ttl time.Duration) (string, error) {
-	now := time.Now().Unix()
-	header, err := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": j.kid})
-	if err != nil {
-		return "", err
-	}
-	claims, err := json.Marshal(map[string]any{
-		"iss": j.issuer, "aud": j.audience, "iat": now, "exp": now + int64(ttl/time.Second),
-		"tenant_id": "bench", "sub": "service:bench",
-		"scope": "session:create session:read session:append",
-	})
-	if err != nil {
-		return "", err
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	input := b64(header) + "." + b64(claims)
-	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, j.key, crypto.SHA256, digest[:])
-	if err != nil {
-		return "", err
-	}
-	return input + "." + b64(sig), nil
-}
-
-func (j *devJWT) close() {
-	if j != nil && j.srv != nil {
-		j.srv.Close()
-	}
 }
