@@ -23,21 +23,11 @@ import (
 
 const subnet = 11 // nodes on 127.0.11.x
 
-// cliEnv is the environment `starcite ops` and `starcite shell` need to
-// reach n: its distribution port and the cluster's cookie.
-func cliEnv(n *harness.Node) map[string]string {
-	env := map[string]string{"STARCITE_DIST_PORT": n.Env["STARCITE_DIST_PORT"]}
-	if c, ok := n.Env["STARCITE_COOKIE"]; ok {
-		env["STARCITE_COOKIE"] = c
-	}
-	return env
-}
-
 // ops runs `starcite ops --node <n> args...` and returns its exit code
 // and output (stdout and stderr together).
 func ops(t *testing.T, n *harness.Node, args ...string) (int, string) {
 	t.Helper()
-	return harness.RunOnce(t, cliEnv(n), 3*time.Minute, append([]string{"ops", "--node", n.Name}, args...)...)
+	return harness.RunOnce(t, n.CLIEnv(), 3*time.Minute, append([]string{"ops", "--node", n.Name}, args...)...)
 }
 
 // mustOps runs an ops command and fails the test unless it prints want.
@@ -52,7 +42,7 @@ func mustOps(t *testing.T, n *harness.Node, want string, args ...string) {
 // shell runs `starcite shell --node <n> -c command`.
 func shell(t *testing.T, n *harness.Node, command string) (int, string) {
 	t.Helper()
-	return harness.RunOnce(t, cliEnv(n), time.Minute, "shell", "--node", n.Name, "-c", command)
+	return harness.RunOnce(t, n.CLIEnv(), time.Minute, "shell", "--node", n.Name, "-c", command)
 }
 
 func mustShell(t *testing.T, n *harness.Node, command string) string {
@@ -209,7 +199,7 @@ func streamLog(t *testing.T, n *harness.Node, seconds int) *logStream {
 	t.Helper()
 	cmd := exec.Command(harness.Binary(t), "shell", "--node", n.Name, "-c", fmt.Sprintf("log %d", seconds))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range cliEnv(n) {
+	for k, v := range n.CLIEnv() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	out, err := cmd.StdoutPipe()

@@ -111,7 +111,7 @@ func testStatus(t *testing.T, c *harness.Cluster) {
 	}
 
 	// --node defaults to NODE_NAME.
-	env := cliEnv(c.Nodes[2])
+	env := c.Nodes[2].CLIEnv()
 	env["NODE_NAME"] = c.Nodes[2].Name
 	code, out := harness.RunOnce(t, env, time.Minute, "ops", "status")
 	if f := fields(out, "node"); code != 0 || len(f) != 2 || f[1] != c.Nodes[2].Name {
@@ -206,7 +206,7 @@ func testErrors(t *testing.T, c *harness.Cluster) {
 		env  map[string]string
 		node string
 	}{
-		{"no node", cliEnv(n), "starcite@127.0.11.9"},
+		{"no node", n.CLIEnv(), "starcite@127.0.11.9"},
 		{"wrong cookie", map[string]string{"STARCITE_DIST_PORT": n.Env["STARCITE_DIST_PORT"], "STARCITE_COOKIE": "wrong"}, n.Name},
 	} {
 		code, out := harness.RunOnce(t, tc.env, time.Minute, "ops", "--node", tc.node, "status")
@@ -216,7 +216,7 @@ func testErrors(t *testing.T, c *harness.Cluster) {
 			t.Errorf("%s: exit %d %q, want exit 3 and one line starting %q", tc.name, code, out, want)
 		}
 	}
-	code, out := harness.RunOnce(t, cliEnv(n), time.Minute, "ops", "--node", n.Name, "frobnicate")
+	code, out := harness.RunOnce(t, n.CLIEnv(), time.Minute, "ops", "--node", n.Name, "frobnicate")
 	if code != 2 || !strings.Contains(out, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d %q", code, out)
 	}
@@ -379,7 +379,7 @@ func testShell(t *testing.T, c *harness.Cluster) {
 
 	// Interactive: commands from stdin until quit.
 	cmd := exec.Command(harness.Binary(t), "shell", "--node", a.Name)
-	for k, v := range cliEnv(a) {
+	for k, v := range a.CLIEnv() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdin = strings.NewReader("ready-nodes\nnot-a-command\nstatus\nquit\nready-nodes\n")

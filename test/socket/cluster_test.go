@@ -61,7 +61,7 @@ func TestCluster(t *testing.T) {
 			s := d.Socket(nodeEnv(d, jwt).token("acme", "user:u1", []string{"session:read"}))
 			ref, _ := s.Heartbeat()
 			reply(t, s, ref)
-			if code, out := harness.RunOnce(t, opsEnv(c.Nodes[0]), time.Minute,
+			if code, out := harness.RunOnce(t, c.Nodes[0].CLIEnv(), time.Minute,
 				"ops", "--node", c.Nodes[0].Name, "drain", d.Name); code != 0 {
 				t.Fatalf("drain: %d %s", code, out)
 			}
@@ -149,9 +149,4 @@ func sessionOn(c *harness.Cluster, n *harness.Node, held bool, prefix string) st
 func lastSeqOf(t *testing.T, e *env, id string) uint64 {
 	t.Helper()
 	return uint64(len(e.restEvents(t, id)))
-}
-
-// opsEnv is what `starcite ops` needs to reach node n.
-func opsEnv(n *harness.Node) map[string]string {
-	return map[string]string{"STARCITE_COOKIE": n.Env["STARCITE_COOKIE"], "STARCITE_DIST_PORT": n.Env["STARCITE_DIST_PORT"]}
 }

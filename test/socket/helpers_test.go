@@ -5,21 +5,16 @@
 package socket
 
 import (
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"starcite/app/devjwt"
 	"starcite/test/harness"
 )
 
@@ -72,10 +67,7 @@ func nodeEnv(n *harness.Node, jwt bool) *env {
 // jwtVars are the variables of a jwt-mode node trusting a JWKS that the
 // test serves with the key of mintToken.
 func jwtVars(t *testing.T) map[string]string {
-	k := testKey()
-	pub := map[string]any{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "k1",
-		"n": b64(k.PublicKey.N.Bytes()), "e": b64(big.NewInt(int64(k.PublicKey.E)).Bytes())}
-	doc, _ := json.Marshal(map[string]any{"keys": []any{pub}})
+	doc := devjwt.JWKS(devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(doc)
@@ -95,24 +87,6 @@ const (
 	audience = "starcite-socket-test"
 )
 
-var (
-	keyOnce sync.Once
-	key     *rsa.PrivateKey
-)
-
-func testKey() *rsa.PrivateKey {
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		key = k
-	})
-	return key
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
 // mintToken signs an RS256 token valid for an hour.
 func mintToken(tenant, sub string, scopes []string, extra ...any) string {
 	now := time.Now().Unix()
@@ -125,16 +99,7 @@ func mintToken(tenant, sub string, scopes []string, extra ...any) string {
 			c[extra[i].(string)] = extra[i+1]
 		}
 	}
-	hdr, _ := json.Marshal(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "k1"})
-	body, _ := json.Marshal(c)
-	input := b64(hdr) + "." + b64(body)
-	h := crypto.SHA256.New()
-	h.Write([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, testKey(), crypto.SHA256, h.Sum(nil))
-	if err != nil {
-		panic(err)
-	}
-	return input + "." + b64(sig)
+	return devjwt.Sign(devjwt.Key(0), map[string]any{"alg": "RS256", "typ": "JWT", "kid": "k1"}, c)
 }
 
 // create makes a session of tenant acme (jwt) as admin.
