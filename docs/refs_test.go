@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -86,7 +85,11 @@ var (
 	mdLink      = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	codeSpan    = regexp.MustCompile("`([^`\n]+)`")
 	pathToken   = regexp.MustCompile(`^([A-Za-z0-9_.-]+)/[A-Za-z0-9_./-]*$`)
-	goNameToken = regexp.MustCompile(`^([a-z][a-z0-9]*)\.([A-Z][A-Za-z0-9_]*)(?:\.([A-Z][A-Za-z0-9_]*))?$`)
+	goNameToken = regexp.MustCompile(`^([a-z][a-z0-9]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?$`)
+	// camelCase is a bare Go name such as flushAppends or TailSocket:
+	// letters and digits, an upper-case letter after a run of lower-case
+	// ones (so units such as KiB do not count).
+	camelCase = regexp.MustCompile(`^[A-Za-z][a-z0-9]{2,}[A-Z][A-Za-z0-9]*$`)
 )
 
 // slug is GitHub's anchor for a heading: lower case, every character that
@@ -272,23 +275,30 @@ func TestNoOutsideReferences(t *testing.T) {
 
 // TestMentionedNamesExist: in the documents, every code span that names a
 // repository path (`edge/handlers.go`, `test/chaos`) names one that
-// exists, and every Go name (`dataplane.Plane`, `dataplane.Plane.Append`)
-// is declared in that package.
+// exists, every qualified Go name (`dataplane.Plane`,
+// `dataplane.Plane.Append`) is declared in that package, and every bare
+// camel-case name (`flushAppends`, `TestDockerCluster`) is declared
+// somewhere in the repository.
 func TestMentionedNamesExist(t *testing.T) {
 	files := repoFiles(t)
 	topDirs := map[string]bool{}
-	pkgs := map[string][]string{} // package directory name → its Go sources (non-test)
+	pkgs := map[string]names{} // by package directory name
+	all := names{}
 	for _, f := range files {
 		dir, _, found := strings.Cut(f.rel, "/")
 		if found {
 			topDirs[dir] = true
 		}
-		if strings.HasSuffix(f.rel, ".go") && !strings.HasSuffix(f.rel, "_test.go") {
+		if !strings.HasSuffix(f.rel, ".go") || path.Dir(f.rel) == "." {
+			continue
+		}
+		all.add(f.text)
+		if !strings.HasSuffix(f.rel, "_test.go") {
 			name := path.Base(path.Dir(f.rel))
-			if path.Dir(f.rel) == "." || name == "testdata" {
-				continue
+			if pkgs[name] == nil {
+				pkgs[name] = names{}
 			}
-			pkgs[name] = append(pkgs[name], f.text)
+			pkgs[name].add(f.text)
 		}
 	}
 	for _, f := range files {
@@ -298,18 +308,21 @@ func TestMentionedNamesExist(t *testing.T) {
 		for _, m := range codeSpan.FindAllStringSubmatchIndex(f.text, -1) {
 			tok := strings.TrimSuffix(f.text[m[2]:m[3]], "/")
 			line := lineOf(f.text, m[0])
-			if p := pathToken.FindStringSubmatch(tok); p != nil && topDirs[p[1]] {
+			switch p, g := pathToken.FindStringSubmatch(tok), goNameToken.FindStringSubmatch(tok); {
+			case p != nil && topDirs[p[1]]:
 				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(tok))); err != nil {
 					t.Errorf("%s:%d: `%s`: no such file or directory", f.rel, line, tok)
 				}
-				continue
-			}
-			if g := goNameToken.FindStringSubmatch(tok); g != nil {
-				srcs, ok := pkgs[g[1]]
-				if !ok {
-					continue // not a package of this repository (time.Duration, …)
+			case camelCase.MatchString(tok):
+				if !all[tok] {
+					t.Errorf("%s:%d: `%s`: not declared in the repository", f.rel, line, tok)
 				}
-				if !declared(srcs, g[2], g[3]) {
+			case g != nil && pkgs[g[1]] != nil:
+				name := g[2]
+				if g[3] != "" {
+					name += "." + g[3]
+				}
+				if !pkgs[g[1]][name] {
 					t.Errorf("%s:%d: `%s`: not declared in package %s", f.rel, line, tok, g[1])
 				}
 			}
@@ -317,16 +330,30 @@ func TestMentionedNamesExist(t *testing.T) {
 	}
 }
 
-// declared reports whether name (or method of type name) is declared in
-// one of the package's sources.
-func declared(srcs []string, name, method string) bool {
-	var re *regexp.Regexp
-	if method != "" {
-		re = regexp.MustCompile(`(?m)^func \(\w+ \*?` + name + `(\[[^\]]*\])?\) ` + method + `[\[(]`)
-	} else {
-		re = regexp.MustCompile(`(?m)^(func ` + name + `[\[(]|type ` + name + `\b|(var|const) ` + name + `\b|\t` + name + `\b.*=|\t` + name + ` +[A-Za-z*\[])`)
+// names are the identifiers declared in Go sources: functions, types,
+// methods (as Type.Method and as Method), and the members of var, const
+// and type blocks. It errs on the generous side: a name it misses would
+// fail the test, one it adds too many only weakens it.
+type names map[string]bool
+
+var (
+	funcDecl   = regexp.MustCompile(`(?m)^func (?:\(\w+ \*?(\w+)(?:\[[^\]]*\])?\) )?(\w+)`)
+	simpleDecl = regexp.MustCompile(`(?m)^(?:type|var|const) (\w+)`)
+	blockDecl  = regexp.MustCompile(`(?m)^\t(\w+)\b`)
+)
+
+func (n names) add(src string) {
+	for _, m := range funcDecl.FindAllStringSubmatch(src, -1) {
+		n[m[2]] = true
+		if m[1] != "" {
+			n[m[1]+"."+m[2]] = true
+		}
 	}
-	return slices.ContainsFunc(srcs, re.MatchString)
+	for _, re := range []*regexp.Regexp{simpleDecl, blockDecl} {
+		for _, m := range re.FindAllStringSubmatch(src, -1) {
+			n[m[1]] = true
+		}
+	}
 }
 
 // TestReadmeIsShort: the README fits on a few screens.
