@@ -118,7 +118,7 @@ COMPOSE_PROJECT ?= starcite
 COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 IMAGE_TAG       := $(subst +,-,$(VERSION))
 
-.PHONY: docker cluster-up cluster-down
+.PHONY: docker cluster-certs cluster-up cluster-down
 
 docker: build
 	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
@@ -127,16 +127,27 @@ docker: build
 		-t $(IMAGE):latest -t $(IMAGE):$(IMAGE_TAG) "$$ctx" && \
 	echo "built $(IMAGE):latest and $(IMAGE):$(IMAGE_TAG)"
 
+# Dev certificates of the container cluster's inter-node TLS, made once in
+# CLUSTER_CERTS with `starcite cert`. The keys are made readable by the
+# containers' user (uid 10001, not this machine's): dev keys only.
+CLUSTER_CERTS ?= $(CURDIR)/cluster-certs
+cluster-certs: build
+	@test -f $(CLUSTER_CERTS)/ca.pem || $(BIN) cert ca --dir $(CLUSTER_CERTS)
+	@for i in 1 2 3; do test -f $(CLUSTER_CERTS)/node$$i.pem || \
+		$(BIN) cert node node$$i --host node$$i --dir $(CLUSTER_CERTS) || exit 1; done
+	@chmod 0644 $(CLUSTER_CERTS)/*-key.pem
+
 # Three nodes on 127.0.0.1:4001-4003 (auth none, file archive on a shared
-# volume); variables of rel/compose.yml (STARCITE_HTTP_PORT_1, ...) apply.
-cluster-up: docker
-	STARCITE_IMAGE=$${STARCITE_IMAGE:-$(IMAGE):latest} \
+# volume, mutual TLS between the nodes); variables of rel/compose.yml
+# (STARCITE_HTTP_PORT_1, ...) apply.
+cluster-up: docker cluster-certs
+	STARCITE_IMAGE=$${STARCITE_IMAGE:-$(IMAGE):latest} STARCITE_CLUSTER_CERTS=$(CLUSTER_CERTS) \
 		$(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml up -d
 	rel/compose-wait.sh $(COMPOSE_PROJECT) 180
 
 # Removes the cluster's containers, networks and volumes (all its data).
 cluster-down:
-	$(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml down --volumes --remove-orphans
+	STARCITE_CLUSTER_CERTS=$(CLUSTER_CERTS) $(COMPOSE) -p $(COMPOSE_PROJECT) -f rel/compose.yml down --volumes --remove-orphans
 
 # Benchmarks (README, "Performance"): `make bench` runs every workload of
 # `starcite bench` against a single node, then against the local 3-node

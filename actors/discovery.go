@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"net"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ type DiscoveryConfig struct {
 	DNSQuery string   // DNS_CLUSTER_QUERY; "" = static peers only
 	DNSEvery time.Duration
 	Basename string // DNS_CLUSTER_NODE_BASENAME: peers are <basename>@<ip>
+	// TLS, when set, is the distribution's mutual TLS (DistributionTLS).
+	TLS gen.CertAuthManager
 }
 
 type dnsTick struct{}
@@ -62,9 +63,7 @@ func (d *Discovery) route(peer string) error {
 		return nil
 	}
 	_, host, _ := strings.Cut(peer, "@")
-	err := d.Node().Network().AddRoute("^"+regexp.QuoteMeta(peer)+"$",
-		gen.NetworkRoute{Route: gen.Route{Host: host, Port: uint16(d.cfg.DistPort)}}, 100)
-	if err != nil {
+	if err := AddPeerRoute(d.Node().Network(), peer, host, d.cfg.DistPort, d.cfg.TLS); err != nil {
 		return err
 	}
 	d.known[peer] = true

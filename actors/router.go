@@ -124,7 +124,11 @@ func (w *routerWorker) HandleCall(from gen.PID, ref gen.Ref, request any) (any, 
 	switch r := request.(type) {
 	case dataplane.ProposeRequest:
 		forwardedRequests.WithLabelValues("propose").Inc()
-		return w.plane.ServePropose(ctx, r), nil
+		reply, err := w.plane.ServePropose(ctx, r)
+		if err != nil {
+			w.Log().Warning("refused a forwarded command from %s (group %d): %s", string(from.Node), r.Group, err)
+		}
+		return reply, nil
 	case dataplane.ReadRequest:
 		forwardedRequests.WithLabelValues("read").Inc()
 		return w.plane.ServeRead(ctx, r), nil

@@ -5,6 +5,7 @@
 //	starcite ops ...      operator commands (status, drain, wait-ready, ...)
 //	starcite shell        remote shell into a live node's actors
 //	starcite healthcheck  probe the local node over HTTP (container HEALTHCHECK)
+//	starcite cert ...     create certificates for the inter-node mutual TLS
 //	starcite bench ...    benchmark a node or the local cluster
 //	starcite version      print the version
 package main
@@ -36,6 +37,7 @@ var commands = map[string]func(args []string) int{
 	"ops":         opsMain,
 	"shell":       shellMain,
 	"healthcheck": healthcheck,
+	"cert":        certMain,
 	"bench":       func(args []string) int { return bench.Main(args, version) },
 	"version":     func([]string) int { fmt.Println("starcite", version); return 0 },
 	"help":        func([]string) int { fmt.Println(usage); return 0 },
@@ -64,6 +66,7 @@ commands:
   ops          operator commands against a running node (starcite ops help)
   shell        remote shell into a running node's actors (starcite shell -c help)
   healthcheck  probe this machine's node over HTTP, for a container HEALTHCHECK
+  cert         create the CA and node certificates of the inter-node TLS (starcite cert help)
   bench        benchmark a node or the local cluster (starcite bench -h)
   version      print the version
   help         print this text`

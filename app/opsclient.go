@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 
 	"starcite/actors"
 	"starcite/app/config"
+	"starcite/dataplane"
 )
 
 // `starcite ops` and `starcite shell` join the cluster as a hidden,
@@ -42,7 +44,8 @@ commands:
 
 --node defaults to NODE_NAME; the node is reached at the host of its name
 on STARCITE_DIST_PORT (default 7200) with STARCITE_COOKIE, or the cookie
-file <STARCITE_RAFT_DATA_DIR>/cookie of a single node.
+file <STARCITE_RAFT_DATA_DIR>/cookie of a single node, and over mutual TLS
+with STARCITE_CLUSTER_TLS_CA, _CERT and _KEY when they are set.
 
 exit status: 0 done, 1 the command failed or the wait timed out, 2 usage
 or configuration error, 3 the node cannot be reached`
@@ -84,12 +87,12 @@ func opsMain(args []string) int {
 		return exitUsage
 	}
 	out := &opsOutput{json: *asJSON, stdout: os.Stdout, stderr: os.Stderr}
-	target, cookie, port, err := opsTarget(*node)
+	target, err := opsTarget(*node)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starcite ops:", err)
 		return exitUsage
 	}
-	c, err := dialOps(target, cookie, port)
+	c, err := dialOps(target)
 	if err != nil {
 		return out.fail(exitUnreachable, err.Error())
 	}
@@ -138,30 +141,44 @@ func (o *opsOutput) fail(code int, msg string) int {
 	return code
 }
 
+// target is the node the operator tools call and how to reach it.
+type target struct {
+	node   string
+	cookie string
+	port   int
+	tls    *dataplane.PeerTLS // the cluster's mutual TLS, when configured
+}
+
 // opsTarget reads the node to call and how to reach it from the
-// environment the server uses.
-func opsTarget(node string) (target, cookie string, port int, err error) {
+// environment the server uses: NODE_NAME, STARCITE_DIST_PORT,
+// STARCITE_COOKIE (or a single node's cookie file) and
+// STARCITE_CLUSTER_TLS_* (docs/security.md#inter-node-ports).
+func opsTarget(node string) (target, error) {
 	e := config.NewEnv(os.LookupEnv)
 	if node == "" {
 		node = e.Str("NODE_NAME", config.DefaultNodeName)
 	}
 	if name, host, ok := strings.Cut(node, "@"); !ok || name == "" || host == "" {
-		return "", "", 0, fmt.Errorf("invalid node name %q (expected name@host)", node)
+		return target{}, fmt.Errorf("invalid node name %q (expected name@host)", node)
 	}
-	port = e.Port("STARCITE_DIST_PORT", 7200)
+	t := target{node: node, port: e.Port("STARCITE_DIST_PORT", 7200)}
 	if err := e.Err(); err != nil {
-		return "", "", 0, err
+		return target{}, err
 	}
-	cookie = e.Str("STARCITE_COOKIE", "")
-	if cookie == "" {
+	t.cookie = e.Str("STARCITE_COOKIE", "")
+	if t.cookie == "" {
 		path := filepath.Join(e.Str("STARCITE_RAFT_DATA_DIR", "./data"), "cookie")
 		b, rerr := os.ReadFile(path)
 		if rerr != nil || strings.TrimSpace(string(b)) == "" {
-			return "", "", 0, fmt.Errorf("no cookie: set STARCITE_COOKIE (a single node keeps its own in %s, not readable here)", path)
+			return target{}, fmt.Errorf("no cookie: set STARCITE_COOKIE (a single node keeps its own in %s, not readable here)", path)
 		}
-		cookie = strings.TrimSpace(string(b))
+		t.cookie = strings.TrimSpace(string(b))
 	}
-	return node, cookie, port, nil
+	var err error
+	if t.tls, err = config.ClusterTLS(e); err != nil {
+		return target{}, err
+	}
+	return t, nil
 }
 
 // opsClient is the hidden node and the node it talks to.
@@ -171,11 +188,11 @@ type opsClient struct {
 	addr   string
 }
 
-func dialOps(target, cookie string, port int) (*opsClient, error) {
+func dialOps(t target) (*opsClient, error) {
 	var opts gen.NodeOptions
 	opts.Env = map[gen.Env]any{"disable_metrics": true}
 	opts.Network.Mode = gen.NetworkModeHidden
-	opts.Network.Cookie = cookie
+	opts.Network.Cookie = t.cookie
 	// The built-in registrar would bind a host-wide port; the target is
 	// reached through a static route instead, like the servers do.
 	opts.Network.Registrar = staticRegistrar{}
@@ -194,16 +211,16 @@ func dialOps(target, cookie string, port int) (*opsClient, error) {
 		return nil, fmt.Errorf("start the ops node: %w", err)
 	}
 	n.SetCTRLC(false) // Ctrl-C ends the command, not just its node
-	c := &opsClient{node: n, target: gen.Atom(target)}
+	c := &opsClient{node: n, target: gen.Atom(t.node)}
 	tgtHost := c.target.Host()
-	c.addr = fmt.Sprintf("%s:%d", tgtHost, port)
-	if strings.Contains(tgtHost, ":") {
-		c.addr = fmt.Sprintf("[%s]:%d", tgtHost, port)
+	c.addr = net.JoinHostPort(tgtHost, strconv.Itoa(t.port))
+	var certs gen.CertAuthManager
+	if t.tls != nil {
+		certs = actors.DistributionTLS(t.tls)
 	}
-	route := gen.NetworkRoute{Route: gen.Route{Host: tgtHost, Port: uint16(port)}}
-	if err := n.Network().AddRoute("^"+regexp.QuoteMeta(target)+"$", route, 100); err != nil {
+	if err := actors.AddPeerRoute(n.Network(), t.node, tgtHost, t.port, certs); err != nil {
 		n.StopForce()
-		return nil, fmt.Errorf("route to %s: %w", target, err)
+		return nil, fmt.Errorf("route to %s: %w", t.node, err)
 	}
 	return c, nil
 }
@@ -233,7 +250,7 @@ func (c *opsClient) explain(err error, timeout time.Duration) error {
 	case errors.Is(err, gen.ErrTimeout):
 		return fmt.Errorf("%s did not answer within %s", string(c.target), timeout)
 	case errors.Is(err, gen.ErrNoRoute), errors.Is(err, gen.ErrNoConnection):
-		return fmt.Errorf("cannot reach %s at %s: %v (is it running, and is STARCITE_COOKIE the cluster's?)",
+		return fmt.Errorf("cannot reach %s at %s: %v (is it running, and are STARCITE_COOKIE and STARCITE_CLUSTER_TLS_* the cluster's?)",
 			string(c.target), c.addr, err)
 	}
 	return fmt.Errorf("call %s: %w", string(c.target), err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,7 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	logTransportSecurity(cfg, log)
 	placement, err := dataplane.NewPlacement(cfg.WriteNodes, cfg.NumGroups, cfg.RF)
 	if err != nil {
 		return err
@@ -54,6 +56,8 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 		Dir:       filepath.Join(cfg.DataDir, "raft"),
 		Self:      cfg.NodeName,
 		RaftPort:  cfg.RaftPort,
+		Secret:    cookie,
+		TLS:       cfg.ClusterTLS,
 		RTT:       cfg.RaftRTT,
 		Placement: placement,
 		Notifier:  notifier,
@@ -105,6 +109,12 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 	opts.Network.Acceptors = []gen.AcceptorOptions{{
 		Host: cfg.NodeHost(), Port: uint16(cfg.DistPort), PortRange: uint16(cfg.DistPort),
 	}}
+	var distTLS gen.CertAuthManager
+	if cfg.ClusterTLS != nil {
+		distTLS = actors.DistributionTLS(cfg.ClusterTLS)
+		opts.CertManager = distTLS
+		opts.Network.Acceptors[0].CertManager = distTLS
+	}
 	opts.Log.Level = gen.LogLevelInfo
 	opts.Log.DefaultLogger.Disable = true
 	opts.Log.Loggers = []gen.Logger{{Name: "slog", Logger: ergoLogger{log}}}
@@ -113,7 +123,8 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 	opts.Applications = []gen.ApplicationBehavior{sup.NewApp(sup.Deps{
 		Self: cfg.NodeName,
 		Discovery: actors.DiscoveryConfig{Self: cfg.NodeName, Peers: slices.Concat(cfg.ClusterNodes, cfg.WriteNodes),
-			DistPort: cfg.DistPort, DNSQuery: cfg.DNSQuery, DNSEvery: cfg.DNSEvery, Basename: cfg.DNSBasename},
+			DistPort: cfg.DistPort, DNSQuery: cfg.DNSQuery, DNSEvery: cfg.DNSEvery, Basename: cfg.DNSBasename,
+			TLS: distTLS},
 		Raft:       raft,
 		Plane:      plane,
 		Archive:    store,
@@ -174,14 +185,63 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (edge.Authenticator, 
 		return edge.NoAuth{}, func() {}, nil
 	}
 	a, err := edge.NewJWTAuth(edge.JWTConfig{
-		Issuer:      cfg.JWTIssuer,
-		Audience:    cfg.JWTAudience,
-		JWKSURL:     cfg.JWKSURL,
-		Leeway:      cfg.JWTLeeway,
-		JWKSRefresh: cfg.JWKSRefresh,
+		Issuer:         cfg.JWTIssuer,
+		Audience:       cfg.JWTAudience,
+		JWKSURL:        cfg.JWKSURL,
+		Leeway:         cfg.JWTLeeway,
+		JWKSRefresh:    cfg.JWKSRefresh,
+		JWKSHardExpiry: cfg.JWKSHardExpiry,
 	}, log.With("component", "auth"))
 	if err != nil {
 		return nil, nil, err
 	}
 	return a, a.Close, nil
+}
+
+// logTransportSecurity says at boot how the node's connections are
+// protected, and warns where they are not although they leave the
+// machine (docs/security.md#checklist).
+func logTransportSecurity(cfg config.Config, log *slog.Logger) {
+	switch {
+	case cfg.ClusterTLS != nil:
+		log.Info("inter-node ports use mutual TLS", "ca", cfg.ClusterTLS.CAFile, "cert", cfg.ClusterTLS.CertFile)
+	case cfg.Clustered() && cfg.ClusterInsecure:
+		log.Warn("STARCITE_CLUSTER_INSECURE: the Raft and distribution ports run without TLS; anyone who reaches them "+
+			"can read the cluster's traffic, and anyone who also has the cookie can act as a node",
+			"raft_port", cfg.RaftPort, "dist_port", cfg.DistPort)
+	}
+	if cfg.PprofPort != 0 && cfg.PprofAllowRemote && !edge.IsLoopback(cfg.PprofHost) {
+		log.Warn("STARCITE_PPROF_ALLOW_REMOTE: pprof serves the node's internals without authentication",
+			"addr", net.JoinHostPort(cfg.PprofHost, strconv.Itoa(cfg.PprofPort)))
+	}
+	if s := cfg.Archive.Store; s.Adapter == "postgres" {
+		if host, ok := postgresWithoutTLS(s.PostgresURL); ok {
+			log.Warn("the Postgres archive URL names a non-loopback host without sslmode=require, verify-ca or verify-full: "+
+				"the connection may run without TLS", "host", host)
+		}
+	}
+}
+
+// postgresWithoutTLS reports the host of a Postgres URL that leaves the
+// machine without requiring TLS (sslmode absent, disable, allow or
+// prefer: libpq's default, prefer, falls back to plaintext silently).
+func postgresWithoutTLS(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false
+	}
+	switch u.Query().Get("sslmode") {
+	case "require", "verify-ca", "verify-full":
+		return "", false
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		host := h
+		if hp, _, err := net.SplitHostPort(h); err == nil {
+			host = hp
+		}
+		if host != "" && !edge.IsLoopback(host) && !strings.HasPrefix(host, "/") {
+			return host, true
+		}
+	}
+	return "", false
 }

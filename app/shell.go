@@ -52,12 +52,12 @@ func shellMain(args []string) int {
 		fmt.Fprintln(os.Stderr, shellUsage)
 		return exitUsage
 	}
-	target, cookie, port, err := opsTarget(*node)
+	target, err := opsTarget(*node)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starcite shell:", err)
 		return exitUsage
 	}
-	c, err := dialOps(target, cookie, port)
+	c, err := dialOps(target)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return exitUnreachable

@@ -23,9 +23,14 @@ func (p *Plane) Pending(group int, after string, maxSessions, maxEvents int) ([]
 }
 
 // AckArchived commits that the archive holds the marked events, so every
-// replica evicts them from its hot tier.
+// replica evicts them from its hot tier. It is proposed through the local
+// replica (the archiver works on the groups this node leads), drained or
+// not: peers refuse it as a forwarded command (fsm.Forwardable).
 func (p *Plane) AckArchived(ctx context.Context, group int, marks []fsm.ArchiveMark) error {
-	res, err := p.propose(ctx, group, fsm.EncodeAckArchived(marks))
+	if !p.raft.IsLocal(group) {
+		return fmt.Errorf("%w: ack_archived for group %d, which has no replica here", ErrUnavailable, group)
+	}
+	res, err := p.proposeLocal(ctx, group, fsm.EncodeAckArchived(marks))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -252,4 +253,73 @@ func startPlane(t *testing.T) *Plane {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return NewPlane(r, PlaneConfig{ProposeTimeout: 2 * time.Second, SessionTTL: time.Minute})
+}
+
+// TestDeploymentIDFollowsSecret: the Raft deployment id derives from the
+// cluster secret. A data dir refuses another secret with a clear error,
+// and one an earlier build created (the fixed id) still opens.
+func TestDeploymentIDFollowsSecret(t *testing.T) {
+	self := "starcite@127.0.0.1"
+	pl, err := NewPlacement([]string{self}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := procrun.FreePort("127.0.0.1") // the Raft address is part of a data dir's identity
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(dir, secret string, fixed uint64) error {
+		r, err := OpenRaft(RaftConfig{Dir: dir, Self: self, RaftPort: port, RTT: 10 * time.Millisecond,
+			Placement: pl, Secret: secret, fixedDeploymentID: fixed})
+		if err == nil {
+			r.Close()
+		}
+		return err
+	}
+	dir := t.TempDir()
+	if err := open(dir, "cluster-secret-one", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(dir, "cluster-secret-two", 0); !errors.Is(err, errOtherSecret) {
+		t.Fatalf("other secret: %v, want %v", err, errOtherSecret)
+	}
+	if err := open(dir, "cluster-secret-one", 0); err != nil {
+		t.Fatalf("the right secret after a refusal: %v", err)
+	}
+
+	legacy := t.TempDir()
+	if err := open(legacy, "", legacyDeploymentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(legacy, "cluster-secret-one", 0); err != nil {
+		t.Fatalf("data dir of an earlier build: %v", err)
+	}
+	if deploymentID("a") == deploymentID("b") || deploymentID("a") == legacyDeploymentID || deploymentID("") == 0 {
+		t.Fatal("derived ids collide")
+	}
+}
+
+// TestServeProposeRefusesInternalCommands: a forwarded ack_archived is
+// refused with ErrNotForwardable and evicts nothing; a forwarded append
+// commits.
+func TestServeProposeRefusesInternalCommands(t *testing.T) {
+	p := startPlane(t)
+	ctx := context.Background()
+	if err := p.Create(ctx, &fsm.CreateSession{RequestID: 1, Header: fsm.Header{ID: "s", TenantID: "t", Metadata: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	c := fsm.Content{Type: "t", Payload: []byte(`{}`), Actor: "a", ProducerID: "p", ProducerSeq: 1,
+		Metadata: []byte("{}"), Refs: []byte("{}")}
+	a := fsm.AppendEvent{SessionID: "s", ProducerID: "p", ProducerSeq: 1, Hash: c.Hash(), Body: fsm.AppendBody(nil, &c, 1, "t")}
+	if r, err := p.ServePropose(ctx, ProposeRequest{Group: 0, Cmd: fsm.EncodeAppendEvent(&a)}); err != nil || r.Err != "" {
+		t.Fatalf("forwarded append: %+v %v", r, err)
+	}
+	hot := p.raft.HotEvents()
+	r, err := p.ServePropose(ctx, ProposeRequest{Group: 0, Cmd: fsm.EncodeAckArchived([]fsm.ArchiveMark{{SessionID: "s", Seq: 1}})})
+	if !errors.Is(err, ErrNotForwardable) || r.Err == "" {
+		t.Fatalf("forwarded ack_archived: %+v %v", r, err)
+	}
+	if got := p.raft.HotEvents(); got != hot || hot != 1 {
+		t.Fatalf("hot events %d → %d", hot, got)
+	}
 }

@@ -30,6 +30,9 @@ var (
 	// ErrInternal: the state machine rejected a command it should never
 	// have been sent.
 	ErrInternal = errors.New("internal data plane error")
+	// ErrNotForwardable: a peer forwarded a command no client request
+	// causes (fsm.Forwardable); it was refused and changed nothing.
+	ErrNotForwardable = errors.New("command may not be forwarded by a peer")
 )
 
 // ExpectedSeqConflictError: expected_seq did not match last_seq.

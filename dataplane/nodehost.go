@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,10 +20,6 @@ import (
 	"starcite/fsm"
 )
 
-// deploymentID keeps Starcite NodeHosts from talking to unrelated
-// Dragonboat deployments on the same network. It can never change.
-const deploymentID = 0x53544331 // "STC1"
-
 // Engine and LogDB shard counts are Dragonboat "hard settings": fixed for
 // the life of a data directory, so they are constants no configuration
 // can change. One step worker over one LogDB means one WAL write and one
@@ -37,12 +34,20 @@ const (
 
 // RaftConfig configures this node's NodeHost and replicas.
 type RaftConfig struct {
-	Dir       string // NodeHost directory: Raft log, snapshots, identity
-	Self      string // this node's name
-	RaftPort  int
-	RTT       time.Duration // Dragonboat's logical tick; elections take 10-20 of them
-	Placement *Placement
-	Notifier  fsm.Notifier
+	Dir      string // NodeHost directory: Raft log, snapshots, identity
+	Self     string // this node's name
+	RaftPort int
+	// Secret is the cluster secret (the distribution cookie) the Raft
+	// deployment id derives from; every node of a cluster has the same.
+	Secret string
+	// TLS, when set, makes the Raft transport mutual TLS.
+	TLS *PeerTLS
+	// fixedDeploymentID replaces the derived id (tests: a data dir made
+	// by an earlier build).
+	fixedDeploymentID uint64
+	RTT               time.Duration // Dragonboat's logical tick; elections take 10-20 of them
+	Placement         *Placement
+	Notifier          fsm.Notifier
 	// OnLeader hears every leader change of a local replica. It runs on
 	// Dragonboat's event goroutine: it must only record or send and return.
 	OnLeader func(group int, leader uint64, term uint64)
@@ -71,14 +76,33 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	eng.ExecShards, eng.CommitShards, eng.ApplyShards = engineShards, engineShards, engineShards
 	eng.SnapshotShards, eng.CloseShards = engineShards, engineShards
 	addr := RaftAddress(cfg.Self, cfg.RaftPort)
-	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
+	nhc := config.NodeHostConfig{
 		NodeHostDir:       cfg.Dir,
 		RaftAddress:       addr,
 		RTTMillisecond:    uint64(max(cfg.RTT.Milliseconds(), 1)),
-		DeploymentID:      deploymentID,
+		DeploymentID:      cmp.Or(cfg.fixedDeploymentID, deploymentID(cfg.Secret)),
 		RaftEventListener: leaderListener{r},
 		Expert:            config.ExpertConfig{LogDB: ldb, Engine: eng},
-	})
+	}
+	if cfg.TLS != nil {
+		// Dragonboat reads the files itself, for every connection: it
+		// requires and verifies a client certificate from the CA, and
+		// checks that a peer's certificate names the host it dialled.
+		nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil && deploymentChanged(err) {
+		// A data dir created before the id derived from the secret keeps
+		// the fixed id it was created with; any other mismatch is a
+		// cookie that is not the cluster's.
+		nhc.DeploymentID = legacyDeploymentID
+		if nh, err = dragonboat.NewNodeHost(nhc); err == nil {
+			slog.Warn("this Raft data dir predates deployment ids derived from STARCITE_COOKIE and keeps the fixed one; "+
+				"without STARCITE_CLUSTER_TLS_* anyone who reaches the Raft port can send it messages", "component", "raft", "dir", cfg.Dir)
+		} else if deploymentChanged(err) {
+			return nil, fmt.Errorf("open raft node host at %s: %w", cfg.Dir, errOtherSecret)
+		}
+	}
 	if err != nil && hardSettingsChanged(err) {
 		return nil, fmt.Errorf("open raft node host at %s: the data dir was created with other Raft engine settings "+
 			"(a pre-release build); run it with the build that created it: %w", cfg.Dir, err)
@@ -90,6 +114,11 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	current.Store(r)
 	return r, nil
 }
+
+// deploymentChanged recognises Dragonboat's refusal to open a data dir
+// created with another deployment id (an internal sentinel, matched by
+// text like hardSettingsChanged).
+func deploymentChanged(err error) bool { return strings.Contains(err.Error(), "deployment ID changed") }
 
 // hardSettingsChanged recognises Dragonboat's refusal to open a data dir
 // created with other engine or LogDB shard counts. Its sentinel errors

@@ -315,16 +315,21 @@ func (p *Plane) proposeRemote(ctx context.Context, group int, cmd []byte) (sm.Re
 }
 
 // ServePropose commits a command forwarded by another node, on the local
-// replica only (a forwarded request is never forwarded again).
-func (p *Plane) ServePropose(ctx context.Context, req ProposeRequest) ProposeReply {
+// replica only (a forwarded request is never forwarded again). Only the
+// commands a client request causes are accepted (fsm.Forwardable); any
+// other gets ErrNotForwardable and changes nothing.
+func (p *Plane) ServePropose(ctx context.Context, req ProposeRequest) (ProposeReply, error) {
+	if !fsm.Forwardable(req.Cmd) {
+		return ProposeReply{Err: errCode(ErrInternal)}, fmt.Errorf("%w: %s", ErrNotForwardable, fsm.CommandName(req.Cmd))
+	}
 	if req.Group < 0 || req.Group >= p.placement.Groups() || !p.raft.IsLocal(req.Group) {
-		return ProposeReply{Err: "unavailable"}
+		return ProposeReply{Err: "unavailable"}, nil
 	}
 	res, err := p.proposeLocal(ctx, req.Group, req.Cmd)
 	if err != nil {
-		return ProposeReply{Err: errCode(err)}
+		return ProposeReply{Err: errCode(err)}, nil
 	}
-	return ProposeReply{Value: res.Value, Data: res.Data}
+	return ProposeReply{Value: res.Value, Data: res.Data}, nil
 }
 
 // readGroups runs a single-group read on this node when it serves the

@@ -1,7 +1,7 @@
 // Package docs holds Starcite's documentation, the Markdown files in this
 // directory: api.md (the client contract), architecture.md (how the code
 // serves it), decisions.md (numbered decision records), operations.md,
-// performance.md and reliability.md.
+// performance.md, reliability.md and security.md.
 //
 // It has no code. Its test keeps the repository self-contained: every
 // reference from code, scripts and documents to docs/<file>.md#<section>

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -22,17 +23,20 @@ import (
 // JWKS handling (docs/api.md#jwks). The signing keys live in an immutable
 // keySet swapped atomically, so a request resolves a kid with one map
 // lookup and never waits for a routine refresh: a background goroutine
-// refetches the set before its TTL runs out. Only a kid the set does not
-// know puts a fetch on the request path, and those forced refreshes are
-// rate-limited to one per forcedRefreshInterval (docs/decisions.md#d12),
-// with concurrent requests sharing the fetch in flight.
+// refetches the set before it is due. Only a kid the set does not know,
+// or a set past its hard expiry, puts a fetch on the request path, and
+// those request-driven refreshes are rate-limited to one per
+// forcedRefreshInterval (docs/decisions.md#d12), with concurrent requests
+// sharing the fetch in flight.
 //
 // A failed fetch (network error, non-200, invalid document) leaves the
-// set in use untouched. The set keeps serving the keys it knows while the
-// JWKS endpoint is unreachable, past its TTL: an identity provider outage
-// must not turn into an API outage for tokens already verifiable. A key
-// removed from the JWKS stops being accepted at the first successful
-// refresh.
+// set in use untouched: its keys keep working while the JWKS endpoint is
+// unreachable, for at most the hard expiry (STARCITE_AUTH_JWKS_HARD_EXPIRY_MS)
+// after the last successful fetch. Past it the whole set is distrusted and
+// every token is refused until a fetch succeeds: a key revoked at the
+// identity provider stops working within that bound even through an
+// outage. A key removed from the JWKS stops being accepted at the first
+// successful refresh.
 
 const (
 	// jwksFetchTimeout bounds one JWKS fetch, including reading the body:
@@ -48,7 +52,8 @@ const (
 // keySet is one validated JWKS document.
 type keySet struct {
 	keys    map[string]*rsa.PublicKey // by kid
-	fetched time.Time
+	fetched time.Time                 // wall clock, when the refresher plans
+	expires time.Time                 // on the authenticator's clock: distrusted from then
 }
 
 // fetchCall is one JWKS fetch that several callers may wait for.
@@ -59,11 +64,13 @@ type fetchCall struct {
 
 // jwksCache holds the signing keys of one JWKS URL.
 type jwksCache struct {
-	url    string
-	ttl    time.Duration
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time // for the forced-refresh rate limit
+	url        string
+	logURL     string        // url without credentials, for logs and errors
+	refreshTTL time.Duration // STARCITE_AUTH_JWKS_REFRESH_MS
+	hardExpiry time.Duration // STARCITE_AUTH_JWKS_HARD_EXPIRY_MS
+	client     *http.Client
+	log        *slog.Logger
+	now        func() time.Time // for the hard expiry and the forced-refresh rate limit
 
 	set atomic.Pointer[keySet]
 
@@ -72,8 +79,9 @@ type jwksCache struct {
 	lastForced time.Time // start of the last forced refresh
 	closed     bool
 
-	fetches     atomic.Int64 // fetch attempts, for tests and debugging
-	lastAttempt atomic.Int64 // Unix nanoseconds of the last fetch start
+	expiredLogged atomic.Bool  // the expiry was logged since the last successful fetch
+	fetches       atomic.Int64 // fetch attempts, for tests and debugging
+	lastAttempt   atomic.Int64 // Unix nanoseconds of the last fetch start
 
 	ctx    context.Context // canceled by close: ends a fetch in flight
 	cancel context.CancelFunc
@@ -85,28 +93,63 @@ type jwksCache struct {
 
 var errUnknownKid = errors.New("kid not in the JWKS")
 
-func newJWKSCache(url string, ttl time.Duration, now func() time.Time, log *slog.Logger) *jwksCache {
+func newJWKSCache(url string, refresh, hardExpiry time.Duration, now func() time.Time, log *slog.Logger) *jwksCache {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &jwksCache{
-		ctx:    ctx,
-		cancel: cancel,
-		url:    url,
-		ttl:    ttl,
-		client: &http.Client{Timeout: jwksFetchTimeout},
-		log:    log,
-		now:    now,
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
+		url:        url,
+		logURL:     RedactURL(url),
+		refreshTTL: refresh,
+		hardExpiry: hardExpiry,
+		client:     &http.Client{Timeout: jwksFetchTimeout, CheckRedirect: noDowngrade},
+		log:        log,
+		now:        now,
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
+}
+
+// maxJWKSRedirects bounds the redirects one fetch follows.
+const maxJWKSRedirects = 5
+
+// noDowngrade follows a few redirects, never from https to http: a key set
+// fetched over TLS must not come from a plaintext hop.
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxJWKSRedirects {
+		return fmt.Errorf("more than %d redirects", maxJWKSRedirects)
+	}
+	if req.URL.Scheme != "https" && slices.ContainsFunc(via, func(r *http.Request) bool { return r.URL.Scheme == "https" }) {
+		return fmt.Errorf("redirect from https to %s refused", RedactURL(req.URL.String()))
+	}
+	return nil
+}
+
+// RedactURL returns a URL fit for logs and error messages: user
+// information and query string, which may carry credentials, are replaced
+// by "redacted". A string that is no URL is replaced whole.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
 }
 
 // start fetches the set once, synchronously (a failure is logged, not
 // fatal: requests get 401 until the JWKS is reachable), then refreshes it
 // in the background until close.
 func (c *jwksCache) start() {
-	if err := c.refresh(false); err != nil {
-		c.log.Warn("JWKS not available at boot; tokens are rejected until it is", "url", c.url, "err", err)
+	if err := c.refresh(triggerScheduled); err != nil {
+		c.log.Warn("JWKS not available at boot; tokens are rejected until it is", "url", c.logURL, "err", err)
 	}
 	go c.refresher()
 }
@@ -125,36 +168,64 @@ func (c *jwksCache) close() {
 	<-c.done
 }
 
-// current returns the key of kid in the set in use, without fetching.
+// current returns the key of kid in the set in use, without fetching;
+// nil when the set is past its hard expiry.
 func (c *jwksCache) current(kid string) *rsa.PublicKey {
-	if s := c.set.Load(); s != nil {
+	if s := c.set.Load(); s != nil && c.now().Before(s.expires) {
 		return s.keys[kid]
 	}
 	return nil
 }
 
-// key resolves kid: from the set in use, else after a forced refresh.
+// errExpired: the last successful fetch is older than the hard expiry and
+// no refresh succeeded since.
+var errExpired = errors.New("the JWKS key set is past its hard expiry (STARCITE_AUTH_JWKS_HARD_EXPIRY_MS) and cannot be refreshed")
+
+// key resolves kid: from the set in use, else after a request-driven
+// refresh (an unknown kid, or a set past its hard expiry).
 func (c *jwksCache) key(kid string) (*rsa.PublicKey, error) {
 	if k := c.current(kid); k != nil {
 		return k, nil
 	}
-	if err := c.refresh(true); err != nil {
-		return nil, err
+	trigger := triggerUnknownKid
+	if s := c.set.Load(); s != nil && !c.now().Before(s.expires) {
+		trigger = triggerExpired
 	}
+	err := c.refresh(trigger)
 	if k := c.current(kid); k != nil {
 		return k, nil
 	}
+	if s := c.set.Load(); s != nil && !c.now().Before(s.expires) {
+		if c.expiredLogged.CompareAndSwap(false, true) {
+			c.log.Warn("JWKS key set expired: every token is refused until a fetch succeeds",
+				"url", c.logURL, "fetched", s.fetched, "err", err)
+		}
+		return nil, errExpired
+	}
+	if err != nil {
+		return nil, err
+	}
 	return nil, errUnknownKid
 }
+
+// What starts a refresh: the background refresher, or a request whose
+// kid the set lacks or whose set is past its hard expiry (the trigger
+// label of starcite_jwks_refreshes_total).
+const (
+	triggerScheduled  = "scheduled"
+	triggerUnknownKid = "unknown_kid"
+	triggerExpired    = "expired"
+)
 
 // errRefreshLimited: a forced refresh ran less than forcedRefreshInterval
 // ago.
 var errRefreshLimited = errors.New("JWKS refresh rate-limited")
 
 // refresh fetches the set, or waits for the fetch already in flight.
-// A forced refresh (unknown kid) starts a new fetch at most once per
-// forcedRefreshInterval.
-func (c *jwksCache) refresh(forced bool) error {
+// A refresh a request forces (an unknown kid, an expired set) starts a
+// new fetch at most once per forcedRefreshInterval.
+func (c *jwksCache) refresh(trigger string) error {
+	forced := trigger != triggerScheduled
 	c.mu.Lock()
 	if call := c.inflight; call != nil {
 		c.mu.Unlock()
@@ -174,9 +245,10 @@ func (c *jwksCache) refresh(forced bool) error {
 	c.mu.Unlock()
 
 	call.err = c.fetch()
-	countRefresh(forced, call.err)
+	countRefresh(trigger, call.err)
 	if call.err != nil && forced && !errors.Is(call.err, context.Canceled) {
-		c.log.Warn("JWKS refresh for an unknown kid failed; keeping the keys in use", "url", c.url, "err", call.err)
+		c.log.Warn("JWKS refresh for a request failed; keeping the keys in use until their hard expiry",
+			"url", c.logURL, "err", call.err)
 	}
 
 	c.mu.Lock()
@@ -202,6 +274,11 @@ func (c *jwksCache) fetch() error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
+		// The client's error names the URL: keep its cause only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("fetch JWKS: %w", err)
 	}
 	defer resp.Body.Close()
@@ -221,9 +298,10 @@ func (c *jwksCache) fetch() error {
 	if err != nil {
 		return fmt.Errorf("invalid JWKS: %w", err)
 	}
-	c.set.Store(&keySet{keys: keys, fetched: time.Now()})
+	c.set.Store(&keySet{keys: keys, fetched: time.Now(), expires: c.now().Add(c.hardExpiry)})
+	c.expiredLogged.Store(false)
 	if prev == nil || !sameKids(prev.keys, keys) {
-		c.log.Info("JWKS loaded", "url", c.url, "kids", strings.Join(sortedKids(keys), ","))
+		c.log.Info("JWKS loaded", "url", c.logURL, "kids", strings.Join(sortedKids(keys), ","))
 	}
 	return nil
 }
@@ -243,8 +321,8 @@ func (c *jwksCache) refresher() {
 			// A fetch finished (a forced one, or ours): re-plan.
 		case <-timer.C:
 			if s := c.set.Load(); s == nil || time.Since(s.fetched) >= c.refreshAfter() {
-				if err := c.refresh(false); err != nil && !errors.Is(err, context.Canceled) {
-					c.log.Warn("JWKS refresh failed; keeping the keys in use", "url", c.url, "err", err)
+				if err := c.refresh(triggerScheduled); err != nil && !errors.Is(err, context.Canceled) {
+					c.log.Warn("JWKS refresh failed; keeping the keys in use until their hard expiry", "url", c.logURL, "err", err)
 				}
 			}
 		}
@@ -258,14 +336,14 @@ func (c *jwksCache) refresher() {
 	}
 }
 
-// refreshAfter is the age at which the background refresher refetches.
-func (c *jwksCache) refreshAfter() time.Duration { return c.ttl * 3 / 4 }
+// refreshAfter is the age at which the background refresher refetches:
+// 3/4 of the refresh interval or of the hard expiry, whichever is
+// shorter, so that a reachable JWKS never lets the set expire.
+func (c *jwksCache) refreshAfter() time.Duration { return min(c.refreshTTL, c.hardExpiry) * 3 / 4 }
 
 // retryInterval is the least time between the start of a fetch and a
-// background retry.
-func (c *jwksCache) retryInterval() time.Duration {
-	return min(max(c.ttl/4, 100*time.Millisecond), 5*time.Second)
-}
+// background retry after a failure.
+func (c *jwksCache) retryInterval() time.Duration { return min(c.refreshTTL, time.Second) }
 
 // nextRefresh is how long the refresher sleeps: until the set is due, or,
 // when it is due (or absent) and fetches fail, until retryInterval after

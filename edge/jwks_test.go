@@ -1,8 +1,11 @@
 package edge
 
 import (
+	"bytes"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,5 +371,160 @@ func TestCloseStopsRefresher(t *testing.T) {
 	case <-a.keys.done:
 	default:
 		t.Fatal("refresher still running after Close")
+	}
+}
+
+// newExpiringAuth is newTestAuth with a hard expiry of its own.
+func newExpiringAuth(t *testing.T, url string, clk *clock, refresh, hard time.Duration, log *slog.Logger) *JWTAuth {
+	t.Helper()
+	a, err := NewJWTAuth(JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSURL: url,
+		Leeway: time.Second, JWKSRefresh: refresh, JWKSHardExpiry: hard, now: clk.Now}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// TestJWKSHardExpiry (docs/api.md#jwks): while refreshes fail, the last
+// good set is trusted until the hard expiry after its fetch — the
+// default is the refresh interval — and not one nanosecond longer, for
+// every kind of failure; a token verified and cached before is refused
+// too. A later successful fetch trusts the set again.
+func TestJWKSHardExpiry(t *testing.T) {
+	k0 := devjwt.Key(0)
+	good := devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey))
+	for _, tt := range []struct {
+		name   string
+		hard   time.Duration // 0: the default
+		expiry time.Duration
+		status int
+		body   []byte
+	}{
+		{"default, JWKS down", 0, time.Hour, 503, good},
+		{"default, invalid document", 0, time.Hour, 200, devjwt.JWKS(devjwt.JWK("k1", &k0.PublicKey), map[string]any{"kty": "RSA", "kid": "k1", "use": "enc"})},
+		{"longer than the refresh, empty set", 3 * time.Hour, 3 * time.Hour, 200, devjwt.JWKS()},
+		{"shorter than the refresh, not found", 10 * time.Minute, 10 * time.Minute, 404, good},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			srv := newJWKSServer(t, good)
+			// Refresh hourly: the background refresher stays idle (real time).
+			a := newExpiringAuth(t, srv.URL, clk, time.Hour, tt.hard, discardLog)
+			claims := claimsAt(clk.Unix())
+			claims["exp"] = clk.Unix() + 24*3600
+			cached := token(k0, "k1", claims)
+			if _, err := authWith(a, cached); err != nil {
+				t.Fatalf("fresh set: %s", err.challenge())
+			}
+			srv.status.Store(int64(tt.status))
+			srv.setBody(tt.body)
+
+			clk.Advance(tt.expiry - time.Nanosecond)
+			fresh := token(k0, "k1", claimsAt(clk.Unix()))
+			if _, err := authWith(a, fresh); err != nil {
+				t.Fatalf("1 ns before the hard expiry: %s", err.challenge())
+			}
+			clk.Advance(time.Nanosecond)
+			before := srv.fetches.Load()
+			for _, tok := range []string{cached, fresh} {
+				if _, err := authWith(a, tok); err != errAuthInvalid {
+					t.Fatalf("at the hard expiry: %v, want 401 invalid_token", challengeOf(err))
+				}
+			}
+			if srv.fetches.Load() == before {
+				t.Fatal("an expired set did not try a refresh")
+			}
+
+			srv.status.Store(200)
+			srv.setBody(good)
+			clk.Advance(forcedRefreshInterval)
+			if _, err := authWith(a, fresh); err != nil {
+				t.Fatalf("after a successful fetch: %s", err.challenge())
+			}
+		})
+	}
+}
+
+// TestJWKSRedirects: a fetch follows redirects, but never from https to
+// http.
+func TestJWKSRedirects(t *testing.T) {
+	doc := devjwt.JWKS(devjwt.JWK("k1", &devjwt.Key(0).PublicKey))
+	plain := newJWKSServer(t, doc)
+	redirectTo := func(target string) *httptest.Server {
+		srv := httptest.NewTLSServer(http.RedirectHandler(target, http.StatusFound))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	fetchVia := func(srv *httptest.Server) error {
+		c := newJWKSCache(srv.URL+"/jwks", time.Hour, time.Hour, time.Now, discardLog)
+		c.client.Transport = srv.Client().Transport // trusts the test server's certificate
+		return c.fetch()
+	}
+	tlsJWKS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(doc) }))
+	t.Cleanup(tlsJWKS.Close)
+	if err := fetchVia(redirectTo(tlsJWKS.URL + "/jwks")); err != nil {
+		t.Fatalf("https → https: %v", err)
+	}
+	err := fetchVia(redirectTo(plain.URL + "/jwks"))
+	if err == nil || !strings.Contains(err.Error(), "redirect from https to") {
+		t.Fatalf("https → http: %v", err)
+	}
+	if plain.fetches.Load() != 0 {
+		t.Fatal("the http target was fetched")
+	}
+}
+
+// TestJWKSURLCredentialsStayOut: user information and query string of the
+// JWKS URL appear in no error and no log line.
+func TestJWKSURLCredentialsStayOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // connection refused
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for _, u := range []string{"http://jwks-user:jwks-secret@" + addr + "/jwks?api_key=jwks-key",
+		"http://jwks-user:jwks-secret@198.51.100.7:1/jwks?api_key=jwks-key"} {
+		clk := newClock()
+		a := newExpiringAuth(t, u, clk, time.Hour, 0, log)
+		if _, aerr := authWith(a, token(devjwt.Key(0), "k1", claimsAt(clk.Unix()))); aerr != errAuthInvalid {
+			t.Fatalf("no keys: %v", challengeOf(aerr))
+		}
+		err := a.keys.fetch()
+		if err == nil {
+			t.Fatal("fetch from a closed port succeeded")
+		}
+		for _, text := range []string{err.Error(), logs.String()} {
+			for _, secret := range []string{"jwks-user", "jwks-secret", "jwks-key"} {
+				if strings.Contains(text, secret) {
+					t.Fatalf("%q leaks into %q", secret, text)
+				}
+			}
+		}
+		a.Close()
+	}
+	if !strings.Contains(logs.String(), "plain http to a non-loopback host") {
+		t.Fatalf("no warning for http to a non-loopback host:\n%s", logs.String())
+	}
+	if strings.Count(logs.String(), "plain http to a non-loopback host") != 1 {
+		t.Fatalf("warned for a loopback JWKS too:\n%s", logs.String())
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://idp.example/jwks":                "https://idp.example/jwks",
+		"https://u:p@idp.example/jwks?k=v#frag":   "https://redacted@idp.example/jwks?redacted",
+		"https://token@idp.example:8443/a/b?x":    "https://redacted@idp.example:8443/a/b?redacted",
+		"http://[::1]:80/jwks":                    "http://[::1]:80/jwks",
+		"https://idp.example/jwks%zz?key=secret":  "(an unparsable URL)",
+		"https://idp.example/.well-known/jwks.js": "https://idp.example/.well-known/jwks.js",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -28,10 +30,28 @@ import (
 // docs/operations.md#authentication-variables).
 type JWTConfig struct {
 	Issuer, Audience, JWKSURL string
-	Leeway                    time.Duration // clock leeway, whole seconds
-	JWKSRefresh               time.Duration // JWKS cache TTL
+	Leeway                    time.Duration // clock leeway, whole seconds, at most MaxLeeway
+	JWKSRefresh               time.Duration // how often the JWKS is refetched
+	// JWKSHardExpiry is how long after the last successful fetch the key
+	// set is still trusted while refreshes fail; 0 = JWKSRefresh.
+	JWKSHardExpiry time.Duration
 
 	now func() time.Time // tests: the clock of the claim checks and the caches
+}
+
+// MaxLeeway is the largest clock leeway jwt mode accepts
+// (STARCITE_AUTH_JWT_LEEWAY_SECONDS): beyond it an expired token would stay
+// good for too long.
+const MaxLeeway = 300 * time.Second
+
+// IsLoopback reports whether host (a name or an address) stays on
+// this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // tokenCacheSize bounds the verified-token cache.
@@ -72,14 +92,20 @@ func NewJWTAuth(cfg JWTConfig, log *slog.Logger) (*JWTAuth, error) {
 		return nil, errors.New("jwt auth: issuer is required")
 	case cfg.Audience == "":
 		return nil, errors.New("jwt auth: audience is required")
-	case cfg.Leeway < 0:
-		return nil, errors.New("jwt auth: leeway must be >= 0")
-	case cfg.JWKSRefresh <= 0:
-		return nil, errors.New("jwt auth: JWKS refresh interval must be positive")
+	case cfg.Leeway < 0 || cfg.Leeway > MaxLeeway:
+		return nil, fmt.Errorf("jwt auth: leeway must be between 0 and %s", MaxLeeway)
+	case cfg.JWKSRefresh <= 0 || cfg.JWKSHardExpiry < 0:
+		return nil, errors.New("jwt auth: JWKS refresh interval and hard expiry must be positive")
 	}
-	if u, err := url.Parse(cfg.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("jwt auth: JWKS URL %q is not an http(s) URL", cfg.JWKSURL)
+	u, err := url.Parse(cfg.JWKSURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("jwt auth: JWKS URL %s is not an http(s) URL", RedactURL(cfg.JWKSURL))
 	}
+	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+		log.Warn("the JWKS URL is plain http to a non-loopback host: anyone on the path can replace the signing keys; use https",
+			"url", RedactURL(cfg.JWKSURL))
+	}
+	hardExpiry := cmp.Or(cfg.JWKSHardExpiry, cfg.JWKSRefresh)
 	now := cfg.now
 	if now == nil {
 		now = time.Now
@@ -106,7 +132,7 @@ func NewJWTAuth(cfg JWTConfig, log *slog.Logger) (*JWTAuth, error) {
 		audience: cfg.Audience,
 		leeway:   int64(cfg.Leeway / time.Second),
 		now:      now,
-		keys:     newJWKSCache(cfg.JWKSURL, cfg.JWKSRefresh, now, log),
+		keys:     newJWKSCache(cfg.JWKSURL, cfg.JWKSRefresh, hardExpiry, now, log),
 		tokens:   tokens,
 		verifier: verifier,
 		log:      log,

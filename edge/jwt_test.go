@@ -706,6 +706,8 @@ func TestNewJWTAuthRejectsBadConfig(t *testing.T) {
 		{"relative url", func(c *JWTConfig) { c.JWKSURL = "/jwks" }},
 		{"negative leeway", func(c *JWTConfig) { c.Leeway = -time.Second }},
 		{"zero refresh", func(c *JWTConfig) { c.JWKSRefresh = 0 }},
+		{"negative hard expiry", func(c *JWTConfig) { c.JWKSHardExpiry = -time.Second }},
+		{"leeway one second over the cap", func(c *JWTConfig) { c.Leeway = MaxLeeway + time.Second }},
 	}
 	for _, tt := range tests {
 		c := ok
@@ -715,6 +717,13 @@ func TestNewJWTAuthRejectsBadConfig(t *testing.T) {
 			t.Errorf("%s: accepted", tt.name)
 		}
 	}
+	c := ok
+	c.Leeway = MaxLeeway
+	a, err := NewJWTAuth(c, discardLog)
+	if err != nil {
+		t.Fatalf("leeway at the cap: %v", err)
+	}
+	a.Close()
 }
 
 func TestScrubLog(t *testing.T) {

@@ -36,11 +36,8 @@ func observe(route string, status int, start time.Time) {
 }
 
 // countRefresh records one JWKS fetch.
-func countRefresh(forced bool, err error) {
-	trigger, result := "scheduled", "ok"
-	if forced {
-		trigger = "unknown_kid"
-	}
+func countRefresh(trigger string, err error) {
+	result := "ok"
 	if err != nil {
 		result = "error"
 	}

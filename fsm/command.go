@@ -12,6 +12,43 @@ const (
 	kindSetArchived   byte = 6
 )
 
+// Forwardable reports whether a node may commit cmd on another node's
+// behalf: only the commands a client request causes (create, append,
+// update, archive). Internal commands — ack_archived, which evicts events
+// from memory once the archive holds them — are proposed by the node that
+// holds the replica itself, never forwarded, so a peer that sends one is
+// refused (docs/security.md#inter-node-ports).
+func Forwardable(cmd []byte) bool {
+	if len(cmd) == 0 {
+		return false
+	}
+	switch cmd[0] {
+	case kindCreateSession, kindAppendEvent, kindAppendEvents, kindUpdateSession, kindSetArchived:
+		return true
+	}
+	return false
+}
+
+// CommandName names an encoded command's kind, for logs.
+func CommandName(cmd []byte) string {
+	if len(cmd) == 0 {
+		return "empty"
+	}
+	switch cmd[0] {
+	case kindCreateSession:
+		return "create_session"
+	case kindAppendEvent, kindAppendEvents:
+		return "append"
+	case kindAckArchived:
+		return "ack_archived"
+	case kindUpdateSession:
+		return "update_session"
+	case kindSetArchived:
+		return "set_archived"
+	}
+	return fmt.Sprintf("kind %d", cmd[0])
+}
+
 // CreateSession registers a session. RequestID identifies the HTTP request
 // so that a retry after an ambiguous timeout is recognised as ours. The
 // state machine sets UpdatedAt = CreatedAt, Version 1 and Archived false.

@@ -717,3 +717,27 @@ func TestProducerCursorsCost(t *testing.T) {
 		t.Fatalf("after evicting the long id: producer bytes %d, want %d", got, want)
 	}
 }
+
+// TestForwardable: only the commands a client request causes may be
+// forwarded by a peer.
+func TestForwardable(t *testing.T) {
+	title := "t"
+	a := appendCmd("s", content("p", 1, "x"), nil, 0)
+	for _, tt := range []struct {
+		cmd  []byte
+		want bool
+	}{
+		{createCmd("s", 1), true},
+		{EncodeAppendEvent(&a), true},
+		{EncodeAppendEvents([]AppendEvent{a}), true},
+		{EncodeUpdateSession(&UpdateSession{SessionID: "s", SetTitle: true, Title: &title}), true},
+		{EncodeSetArchived(&SetArchived{SessionID: "s", Archived: true}), true},
+		{EncodeAckArchived([]ArchiveMark{{SessionID: "s", Seq: 1}}), false},
+		{nil, false},
+		{[]byte{99}, false},
+	} {
+		if got := Forwardable(tt.cmd); got != tt.want {
+			t.Errorf("%s: forwardable %v, want %v", CommandName(tt.cmd), got, tt.want)
+		}
+	}
+}

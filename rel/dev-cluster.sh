@@ -8,7 +8,10 @@
 #   rel/dev-cluster.sh status   # readiness of each node
 #
 # Data, logs and pid files live under STARCITE_CLUSTER_DIR (default
-# ./cluster-data). Any STARCITE_* variable in the environment is passed on.
+# ./cluster-data). The nodes talk to each other over mutual TLS with dev
+# certificates made once by `starcite cert` in $STARCITE_CLUSTER_DIR/certs
+# (docs/security.md). Any STARCITE_* variable in the environment is passed
+# on.
 set -euo pipefail
 
 BIN="${STARCITE_BIN:-./bin/starcite}"
@@ -23,12 +26,19 @@ start() {
 	[ -x "$BIN" ] || { echo "no $BIN: run make build first" >&2; exit 1; }
 	mkdir -p "$DIR"
 	[ -f "$DIR/cookie" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/cookie"
+	certs="$DIR/certs"
+	[ -f "$certs/ca.pem" ] || "$BIN" cert ca --dir "$certs" > /dev/null
+	for i in 1 2 3; do
+		[ -f "$certs/node$i.pem" ] || "$BIN" cert node "node$i" --host "${HOSTS[$((i - 1))]}" --dir "$certs" > /dev/null
+	done
 	for i in 1 2 3; do
 		if running "$i"; then continue; fi
 		host=${HOSTS[$((i - 1))]}
 		NODE_NAME="starcite@$host" STARCITE_HTTP_HOST="$host" PORT="$PORT" \
 		CLUSTER_NODES="$NODES" STARCITE_WRITE_NODE_IDS="$NODES" \
 		STARCITE_COOKIE="$(cat "$DIR/cookie")" \
+		STARCITE_CLUSTER_TLS_CA="$certs/ca.pem" STARCITE_CLUSTER_TLS_CERT="$certs/node$i.pem" \
+		STARCITE_CLUSTER_TLS_KEY="$certs/node$i-key.pem" \
 		STARCITE_RAFT_DATA_DIR="$DIR/node$i" STARCITE_ARCHIVE_DIR="$DIR/archive" \
 		STARCITE_AUTH_MODE="${STARCITE_AUTH_MODE:-none}" \
 			nohup "$BIN" server >> "$DIR/node$i.log" 2>&1 &
@@ -43,7 +53,7 @@ start() {
 		done
 	done
 	status
-	echo "data and logs: $DIR (cookie in $DIR/cookie)"
+	echo "data and logs: $DIR (cookie in $DIR/cookie, TLS certificates in $certs)"
 }
 
 stop() {

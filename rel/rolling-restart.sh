@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rolling restart of a Starcite cluster running in Docker containers, one
 # node at a time, with `starcite ops` run inside each container (its
-# environment already holds NODE_NAME and STARCITE_COOKIE):
+# environment already holds NODE_NAME, STARCITE_COOKIE and
+# STARCITE_CLUSTER_TLS_*):
 #
 #   drain → wait-drained → docker restart → wait-ready → undrain → wait-ready
 #

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"starcite/archive"
+	"starcite/edge"
 )
 
 // ArchiveConfig is the archive part of the configuration
@@ -39,7 +40,7 @@ func (c *Config) resolveArchive(e *Env) error {
 		if s.S3Endpoint != "" {
 			u, err := url.Parse(s.S3Endpoint)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-				return fmt.Errorf("STARCITE_S3_ENDPOINT: invalid value %q (expected http(s)://host[:port])", s.S3Endpoint)
+				return fmt.Errorf("STARCITE_S3_ENDPOINT: invalid value %q (expected http(s)://host[:port])", edge.RedactURL(s.S3Endpoint))
 			}
 		}
 		s.S3AccessKeyID = e.Str("STARCITE_S3_ACCESS_KEY_ID", "")

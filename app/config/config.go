@@ -9,11 +9,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"starcite/dataplane"
+	"starcite/edge"
 )
 
 // Config is the whole configuration of a node, read from the environment
@@ -37,6 +39,14 @@ type Config struct {
 	DNSBasename  string        // DNS_CLUSTER_NODE_BASENAME
 	LeaderTTL    time.Duration // STARCITE_ROUTE_LEADER_CACHE_TTL_MS
 
+	// ClusterTLS is the mutual TLS of the inter-node ports, from
+	// STARCITE_CLUSTER_TLS_CA, _CERT and _KEY (docs/security.md); nil
+	// when they are unset.
+	ClusterTLS *dataplane.PeerTLS
+	// ClusterInsecure (STARCITE_CLUSTER_INSECURE) lets a cluster node on a
+	// non-loopback address run without ClusterTLS.
+	ClusterInsecure bool
+
 	Telemetry bool // STARCITE_ENABLE_TELEMETRY: serve /metrics
 
 	// MaxConnections caps the client connections (HTTP and tail
@@ -51,6 +61,7 @@ type Config struct {
 	JWKSURL           string        // STARCITE_AUTH_JWKS_URL (jwt mode)
 	JWTLeeway         time.Duration // STARCITE_AUTH_JWT_LEEWAY_SECONDS
 	JWKSRefresh       time.Duration // STARCITE_AUTH_JWKS_REFRESH_MS
+	JWKSHardExpiry    time.Duration // STARCITE_AUTH_JWKS_HARD_EXPIRY_MS
 
 	Archive            ArchiveConfig
 	PendingMax         int64 // STARCITE_PENDING_MAX_SIZE
@@ -64,6 +75,9 @@ type Config struct {
 	PprofPort    int           // STARCITE_PPROF_PORT
 	PprofHost    string        // STARCITE_PPROF_HOST, loopback by default
 	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of a profile request
+	// PprofAllowRemote (STARCITE_PPROF_ALLOW_REMOTE) lets pprof bind a
+	// non-loopback address.
+	PprofAllowRemote bool
 }
 
 // DefaultNodeName is a single node on loopback.
@@ -151,8 +165,8 @@ func (c *Config) resolve(e *Env) error {
 	}
 
 	c.Cookie = e.Str("STARCITE_COOKIE", "")
-	if len(c.WriteNodes) > 1 && c.Cookie == "" {
-		return errors.New("STARCITE_COOKIE: required with more than one write node (it guards the cluster's distribution port)")
+	if err := c.resolveCluster(e); err != nil {
+		return err
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
 
@@ -181,8 +195,16 @@ func (c *Config) resolve(e *Env) error {
 	default:
 		c.HTTPHost = httpHost
 	}
-	if c.AuthMode == "none" && !c.AllowInsecureNone && !isLoopback(c.HTTPHost) {
+	if c.AuthMode == "none" && !c.AllowInsecureNone && !edge.IsLoopback(c.HTTPHost) {
 		return fmt.Errorf("STARCITE_HTTP_HOST: %q is not a loopback address and STARCITE_AUTH_MODE=none would serve it without authentication; set STARCITE_ALLOW_INSECURE_NONE=true to force it", c.HTTPHost)
+	}
+
+	// Profiles reveal the node's internals and cost CPU: off loopback only
+	// on request (docs/security.md#checklist).
+	c.PprofAllowRemote = e.boolean("STARCITE_PPROF_ALLOW_REMOTE", false)
+	if c.PprofPort != 0 && !edge.IsLoopback(c.PprofHost) && !c.PprofAllowRemote {
+		return fmt.Errorf("STARCITE_PPROF_HOST: %q is not a loopback address and pprof serves the node's internals "+
+			"without authentication; set STARCITE_PPROF_ALLOW_REMOTE=1 to serve it there", c.PprofHost)
 	}
 
 	switch c.LogLevel {
@@ -204,7 +226,6 @@ func (c *Config) resolve(e *Env) error {
 // (docs/decisions.md#d12) instead of falling back to example values as
 // upstream.
 func (c *Config) resolveJWT(e *Env) error {
-	const maxLeewaySeconds = 1_000_000_000
 	for _, v := range []struct {
 		name string
 		dst  *string
@@ -220,24 +241,82 @@ func (c *Config) resolveJWT(e *Env) error {
 		*v.dst = val
 	}
 	if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("STARCITE_AUTH_JWKS_URL: invalid value %q (expected an http or https URL)", c.JWKSURL)
+		// The value may hold credentials: it is echoed redacted.
+		return fmt.Errorf("STARCITE_AUTH_JWKS_URL: invalid value %q (expected an http or https URL)", edge.RedactURL(c.JWKSURL))
 	}
+	maxLeeway := int(edge.MaxLeeway / time.Second)
 	leeway := e.nonNegInt("STARCITE_AUTH_JWT_LEEWAY_SECONDS", 1)
-	if leeway > maxLeewaySeconds {
+	if leeway > maxLeeway {
 		v, _ := e.raw("STARCITE_AUTH_JWT_LEEWAY_SECONDS")
-		e.fail("STARCITE_AUTH_JWT_LEEWAY_SECONDS", v, "expected an integer >= 0 and at most 1e9")
+		e.fail("STARCITE_AUTH_JWT_LEEWAY_SECONDS", v, fmt.Sprintf("expected an integer from 0 to %d", maxLeeway))
 	}
 	c.JWTLeeway = time.Duration(leeway) * time.Second
 	c.JWKSRefresh = e.millis("STARCITE_AUTH_JWKS_REFRESH_MS", 60*time.Second)
+	// The hard expiry defaults to the refresh interval (docs/api.md#jwks).
+	c.JWKSHardExpiry = e.millis("STARCITE_AUTH_JWKS_HARD_EXPIRY_MS", c.JWKSRefresh)
 	return e.err
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
+// minCookieBytes is the shortest cookie a cluster accepts: it is the
+// secret of the distribution and of the Raft deployment id.
+const minCookieBytes = 16
+
+// Clustered reports whether the node has peers: more than one write node,
+// or peers named by CLUSTER_NODES or DNS_CLUSTER_QUERY.
+func (c *Config) Clustered() bool {
+	return len(c.WriteNodes) > 1 || len(c.ClusterNodes) > 0 || c.DNSQuery != ""
+}
+
+// resolveCluster reads what guards the inter-node ports
+// (docs/security.md#inter-node-ports): the cookie, the TLS files and the
+// insecure opt-out. A cluster node on a non-loopback address refuses to
+// boot without TLS unless STARCITE_CLUSTER_INSECURE is set.
+func (c *Config) resolveCluster(e *Env) error {
+	if c.Clustered() && len(c.Cookie) < minCookieBytes {
+		if c.Cookie == "" {
+			return errors.New("STARCITE_COOKIE: required in a cluster (it guards the distribution port and names the Raft deployment)")
+		}
+		return fmt.Errorf("STARCITE_COOKIE: %d bytes is too short for a cluster (at least %d; e.g. 32 random hex digits)",
+			len(c.Cookie), minCookieBytes)
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	c.ClusterInsecure = e.boolean("STARCITE_CLUSTER_INSECURE", false)
+	if e.err != nil {
+		return e.err
+	}
+	t, err := ClusterTLS(e)
+	switch {
+	case err != nil:
+		return err
+	case t != nil:
+		if err := t.CheckHost(c.NodeHost()); err != nil {
+			return fmt.Errorf("STARCITE_CLUSTER_TLS_CERT: %w", err)
+		}
+		c.ClusterTLS = t
+	case c.Clustered() && !edge.IsLoopback(c.NodeHost()) && !c.ClusterInsecure:
+		return fmt.Errorf("STARCITE_CLUSTER_TLS_CA, STARCITE_CLUSTER_TLS_CERT, STARCITE_CLUSTER_TLS_KEY: required for a cluster node "+
+			"on a non-loopback address (%s), or set STARCITE_CLUSTER_INSECURE=1 to run its Raft and distribution ports without authentication",
+			c.NodeHost())
+	}
+	return nil
+}
+
+// ClusterTLS reads STARCITE_CLUSTER_TLS_CA, _CERT and _KEY: all three
+// (loaded and checked) or none (nil). The operator tools read them too.
+func ClusterTLS(e *Env) (*dataplane.PeerTLS, error) {
+	ca, caSet := e.raw("STARCITE_CLUSTER_TLS_CA")
+	cert, certSet := e.raw("STARCITE_CLUSTER_TLS_CERT")
+	key, keySet := e.raw("STARCITE_CLUSTER_TLS_KEY")
+	switch {
+	case caSet && certSet && keySet:
+		t, err := dataplane.LoadPeerTLS(ca, cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("STARCITE_CLUSTER_TLS_CA, STARCITE_CLUSTER_TLS_CERT, STARCITE_CLUSTER_TLS_KEY: %w", err)
+		}
+		return t, nil
+	case caSet || certSet || keySet:
+		return nil, errors.New("STARCITE_CLUSTER_TLS_CA, STARCITE_CLUSTER_TLS_CERT, STARCITE_CLUSTER_TLS_KEY: set all three or none")
+	}
+	return nil, nil
 }
 
 // NodeHost is the host part of the node name.

@@ -83,6 +83,22 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"negative leeway", jwtMode, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "-1"}, "STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value"},
 		{"fractional leeway", jwtMode, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "1.5"}, "STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value"},
 		{"huge leeway", jwtMode, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "1000000001"}, "STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value"},
+		{"leeway one second over 300", jwtMode, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "301"},
+			`STARCITE_AUTH_JWT_LEEWAY_SECONDS: invalid value "301" (expected an integer from 0 to 300)`},
+		{"zero JWKS hard expiry", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_HARD_EXPIRY_MS": "0"}, "STARCITE_AUTH_JWKS_HARD_EXPIRY_MS: invalid value"},
+		{"JWKS URL echoed without credentials", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_URL": "ftp://user:pw@idp.example/jwks?key=k"},
+			`STARCITE_AUTH_JWKS_URL: invalid value "ftp://redacted@idp.example/jwks?redacted"`},
+		{"cluster cookie one byte short", noneMode, cluster("127.0.0.1", strings.Repeat("c", 15)),
+			"STARCITE_COOKIE: 15 bytes is too short for a cluster (at least 16"},
+		{"cluster off loopback without TLS", noneMode, cluster("10.0.0.5", strings.Repeat("c", 16)),
+			"STARCITE_CLUSTER_TLS_CA, STARCITE_CLUSTER_TLS_CERT, STARCITE_CLUSTER_TLS_KEY: required for a cluster node on a non-loopback address (10.0.0.5), or set STARCITE_CLUSTER_INSECURE=1"},
+		{"cluster hostname without TLS", noneMode, cluster("node1", strings.Repeat("c", 16)), "non-loopback address (node1)"},
+		{"some TLS variables", noneMode, merged(cluster("127.0.0.1", strings.Repeat("c", 16)), map[string]string{"STARCITE_CLUSTER_TLS_CA": "ca.pem"}),
+			"STARCITE_CLUSTER_TLS_CA, STARCITE_CLUSTER_TLS_CERT, STARCITE_CLUSTER_TLS_KEY: set all three or none"},
+		{"bad insecure flag", noneMode, merged(cluster("10.0.0.5", strings.Repeat("c", 16)), map[string]string{"STARCITE_CLUSTER_INSECURE": "perhaps"}),
+			"STARCITE_CLUSTER_INSECURE: invalid value"},
+		{"pprof on a public address", noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060", "STARCITE_PPROF_HOST": "0.0.0.0"},
+			`STARCITE_PPROF_HOST: "0.0.0.0" is not a loopback address`},
 		{"zero JWKS refresh", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "0"}, "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
 		{"JWKS refresh not a number", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "1m"}, "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
 		{"unknown archive adapter", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "tape"}, `STARCITE_ARCHIVE_ADAPTER: invalid value "tape"`},
@@ -103,6 +119,45 @@ func TestLoadRefusesBadValues(t *testing.T) {
 				t.Fatalf("error %q; want one line containing %q", msg, tc.want)
 			}
 		})
+	}
+}
+
+// cluster is node a of a two-write-node cluster at host with cookie.
+func cluster(host, cookie string) map[string]string {
+	return map[string]string{"NODE_NAME": "a@" + host, "STARCITE_WRITE_NODE_IDS": "a@" + host + ",b@192.0.2.200",
+		"STARCITE_COOKIE": cookie}
+}
+
+// TestSecurityBoundsAccepted: each bound of docs/security.md that
+// TestLoadRefusesBadValues refuses one step past is accepted at the bound.
+func TestSecurityBoundsAccepted(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		env   map[string]string
+		check func(c Config) bool
+	}{
+		{"cluster cookie of 16 bytes", merged(noneMode, cluster("127.0.0.1", strings.Repeat("c", 16))),
+			func(c Config) bool { return c.Clustered() && c.ClusterTLS == nil }},
+		{"single node with a short cookie", merged(noneMode, map[string]string{"STARCITE_COOKIE": "short"}),
+			func(c Config) bool { return !c.Clustered() }},
+		{"cluster off loopback, insecure", merged(noneMode, merged(cluster("10.0.0.5", strings.Repeat("c", 16)),
+			map[string]string{"STARCITE_CLUSTER_INSECURE": "1", "STARCITE_ALLOW_INSECURE_NONE": "1"})),
+			func(c Config) bool { return c.ClusterInsecure }},
+		{"leeway of 300 s", merged(jwtMode, map[string]string{"STARCITE_AUTH_JWT_LEEWAY_SECONDS": "300"}),
+			func(c Config) bool { return c.JWTLeeway == 300*time.Second }},
+		{"hard expiry defaults to the refresh", merged(jwtMode, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "30000"}),
+			func(c Config) bool { return c.JWKSHardExpiry == 30*time.Second && c.JWKSRefresh == 30*time.Second }},
+		{"hard expiry of its own", merged(jwtMode, map[string]string{"STARCITE_AUTH_JWKS_HARD_EXPIRY_MS": "600000"}),
+			func(c Config) bool { return c.JWKSHardExpiry == 10*time.Minute && c.JWKSRefresh == time.Minute }},
+		{"pprof on loopback", merged(noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060"}),
+			func(c Config) bool { return c.PprofHost == "127.0.0.1" }},
+		{"pprof on a public address, allowed", merged(noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060",
+			"STARCITE_PPROF_HOST": "0.0.0.0", "STARCITE_PPROF_ALLOW_REMOTE": "1"}), func(c Config) bool { return c.PprofAllowRemote }},
+	} {
+		c, err := load(tt.env)
+		if err != nil || !tt.check(c) {
+			t.Errorf("%s: %v %+v", tt.name, err, c)
+		}
 	}
 }
 
@@ -155,7 +210,7 @@ func TestLoadDerivesSettings(t *testing.T) {
 			}
 		}},
 		{"cluster: replication factor at most 3, lists deduplicated", merged(noneMode, map[string]string{
-			"NODE_NAME": "s@10.0.0.9", "STARCITE_ALLOW_INSECURE_NONE": "1", "STARCITE_COOKIE": "c",
+			"NODE_NAME": "s@10.0.0.9", "STARCITE_ALLOW_INSECURE_NONE": "1", "STARCITE_COOKIE": "a-cluster-cookie-0123", "STARCITE_CLUSTER_INSECURE": "1",
 			"STARCITE_WRITE_NODE_IDS": "s@10.0.0.1, s@10.0.0.2,s@10.0.0.3,,s@10.0.0.4,s@10.0.0.1",
 			"CLUSTER_NODES":           "s@10.0.0.1,s@10.0.0.9"}), func(t *testing.T, c Config) {
 			if c.RF != 3 || len(c.WriteNodes) != 4 || c.WriteNode() || c.NodeHost() != "10.0.0.9" || len(c.ClusterNodes) != 2 {

@@ -15,9 +15,17 @@ import (
 const subnet = 10 // nodes on 127.0.10.x
 
 // TestThroughEveryNode: any node answers any request; a tail on one node
-// streams appends sent to another.
+// streams appends sent to another. Every cluster test runs with the
+// inter-node TLS; this one also without it (loopback only).
 func TestThroughEveryNode(t *testing.T) {
-	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	for _, plain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tls", true: "plaintext"}[plain], func(t *testing.T) {
+			throughEveryNode(t, harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, PlainText: plain}))
+		})
+	}
+}
+
+func throughEveryNode(t *testing.T, c *harness.Cluster) {
 	a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	for i, n := range c.Nodes {
 		n.CreateSession(fmt.Sprintf("s%d", i), nil)

@@ -43,6 +43,11 @@ func TestDockerCluster(t *testing.T) {
 		image:   img.tag,
 	})
 	t.Logf("MEASURE image %s: %.1f MB (%d bytes)", img.tag, float64(img.size)/1e6, img.size)
+	for i, name := range c.containers {
+		if logs := c.docker(t, "logs", name); !strings.Contains(logs, "inter-node ports use mutual TLS") {
+			t.Fatalf("node %d does not run its inter-node ports with TLS:\n%s", i+1, logs)
+		}
+	}
 
 	phases := []struct {
 		name string

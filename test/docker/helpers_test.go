@@ -238,6 +238,21 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 		ports[i] = harness.FreePort(t, "127.0.0.1")
 	}
 	cookie := fmt.Sprintf("test-%016x", rand.Uint64())
+	// The inter-node TLS: certificates naming node1..3, as
+	// `make cluster-certs` makes them, in a directory the containers'
+	// user (uid 10001) can read.
+	certs := t.TempDir()
+	harness.MakeCerts(t, certs, []string{"node1", "node2", "node3"})
+	keys, _ := filepath.Glob(filepath.Join(certs, "*-key.pem"))
+	for _, p := range append(keys, certs) {
+		mode := os.FileMode(0o644)
+		if p == certs {
+			mode = 0o755
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var out string
 	var err error
 	var start time.Time
@@ -250,6 +265,7 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 			"STARCITE_HTTP_PORT_3=" + strconv.Itoa(ports[2]),
 			"STARCITE_CLUSTER_SUBNET_PREFIX=" + c.prefix,
 			"STARCITE_COOKIE=" + cookie,
+			"STARCITE_CLUSTER_CERTS=" + certs,
 			"STARCITE_NUM_GROUPS=" + envOr("STARCITE_NUM_GROUPS", "256"),
 			"STARCITE_LOG_LEVEL=info",
 		}

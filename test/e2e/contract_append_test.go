@@ -14,7 +14,7 @@ import (
 // docs/api.md#expected-seq, docs/decisions.md#d1 to docs/decisions.md#d4).
 func TestContractAppend(t *testing.T) {
 	n := harness.StartNode(t, harness.Options{})
-	for _, id := range []string{"ap", "v", "ps", "pr", "ex", "d4", "eq", "md", "fields", "ct", "ord"} {
+	for _, id := range []string{"ap", "v", "ps", "pr", "ex", "d4", "eq", "md", "fields", "ct", "ord", "lim"} {
 		createOK(t, n, fmt.Sprintf(`{"id":%q}`, id))
 	}
 
@@ -36,6 +36,17 @@ func TestContractAppend(t *testing.T) {
 		}
 	})
 
+	t.Run("type and producer_id at their limit", func(t *testing.T) {
+		// 256 bytes of UTF-8 each (docs/api.md#limits); one more is in
+		// the validation cases below.
+		typ, producer := strings.Repeat("t", 254)+"é", strings.Repeat("p", 254)+"é"
+		body := fmt.Sprintf(`{"type":%q,"payload":{},"producer_id":%q,"producer_seq":1}`, typ, producer)
+		wantAppend(t, appendReq(t, n, "lim", body), 1, 1, false)
+		if ev := eventAt(t, n, "lim", 1); ev["type"] != typ || ev["producer_id"] != producer {
+			t.Errorf("not stored as sent: %v %v", ev["type"], ev["producer_id"])
+		}
+	})
+
 	t.Run("validation", func(t *testing.T) {
 		type tc struct {
 			name string
@@ -52,6 +63,8 @@ func TestContractAppend(t *testing.T) {
 			{"type object", map[string]string{"type": `{}`}, ev},
 			{"type array", map[string]string{"type": `["msg"]`}, ev},
 			{"type bool", map[string]string{"type": `true`}, ev},
+			{"type one byte over 256", map[string]string{"type": `"` + strings.Repeat("t", 255) + `é"`}, ev},
+			{"producer_id one byte over 256", map[string]string{"producer_id": `"` + strings.Repeat("p", 255) + `é"`}, ev},
 			{"payload missing", map[string]string{"payload": omit}, ev},
 			{"payload array", map[string]string{"payload": `[]`}, ev},
 			{"payload array of object", map[string]string{"payload": `[{"k":"v"}]`}, ev},

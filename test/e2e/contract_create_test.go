@@ -254,9 +254,10 @@ func TestContractCreate(t *testing.T) {
 	})
 
 	t.Run("body size", func(t *testing.T) {
-		// body builds a create body of exactly size bytes.
+		// body builds a create body of exactly size bytes, padded with a
+		// field the API ignores (the title is limited to 4 KiB).
 		body := func(id string, size int) string {
-			head := fmt.Sprintf(`{"id":%q,"title":"`, id)
+			head := fmt.Sprintf(`{"id":%q,"padding":"`, id)
 			return head + strings.Repeat("x", size-len(head)-2) + `"}`
 		}
 		for _, size := range []int{maxBody + 1, maxBody + 1000, 3 * maxBody} {
@@ -289,19 +290,34 @@ func TestContractCreate(t *testing.T) {
 				t.Fatalf("body is %d bytes", len(b))
 			}
 			r := do(t, n, "POST", "/v1/sessions", b, nil)
-			m := wantStatus(t, r, 201)
-			wantKeys(t, "create", m, createKeys)
-			if title, _ := m["title"].(string); len(title) != maxBody-len(`{"id":"c-max","title":""}`) {
-				t.Errorf("title of %d bytes", len(title))
-			}
-			s := getSession(t, n, "c-max")
-			if title, _ := s["title"].(string); title != m["title"] {
-				t.Errorf("stored title differs (%d bytes)", len(title))
-			}
+			checkCreated(t, wantStatus(t, r, 201), "c-max", `null`, `{}`)
+			getSession(t, n, "c-max")
 		})
 		t.Run("node still serves", func(t *testing.T) {
 			checkCreated(t, createOK(t, n, `{"id":"c-after-big"}`), "c-after-big", `null`, `{}`)
 		})
+	})
+
+	t.Run("field size limits", func(t *testing.T) {
+		// docs/api.md#limits: the limit is accepted, one byte more is
+		// not (bytes of UTF-8: é counts two).
+		pad := func(n int) string { return strings.Repeat("a", n-2) + "é" }
+		meta := func(n int) string { return `{"k":"` + strings.Repeat("m", n-len(`{"k":""}`)) + `"}` }
+		m := wantStatus(t, do(t, n, "POST", "/v1/sessions", `{"id":"c-title-max","title":"`+pad(4096)+`"}`, nil), 201)
+		if m["title"] != pad(4096) {
+			t.Errorf("title of 4096 bytes not stored as sent")
+		}
+		wantErr(t, do(t, n, "POST", "/v1/sessions", `{"id":"c-title-over","title":"`+pad(4097)+`"}`, nil),
+			400, "invalid_event", msgInvalidEvent)
+		absent(t, "c-title-over")
+		checkCreated(t, wantStatus(t, do(t, n, "POST", "/v1/sessions", `{"id":"c-meta-max","metadata":`+meta(65536)+`}`, nil), 201),
+			"c-meta-max", `null`, meta(65536))
+		wantErr(t, do(t, n, "POST", "/v1/sessions", `{"id":"c-meta-over","metadata":`+meta(65537)+`}`, nil),
+			400, "invalid_metadata", msgInvalidMetadata)
+		absent(t, "c-meta-over")
+		// The canonical form counts: whitespace and key order do not.
+		spaced := strings.Replace(meta(65536), `{"k":`, `{ "k" : `, 1)
+		wantStatus(t, do(t, n, "POST", "/v1/sessions", `{"id":"c-meta-spaced","metadata":`+spaced+`}`, nil), 201)
 	})
 
 	t.Run("concurrent creates of one id", func(t *testing.T) {
@@ -345,11 +361,11 @@ func TestContractCreate(t *testing.T) {
 		r := rawChunked(t, n, "/v1/sessions", []byte(`{"id":"c-chunked","title":"ch"}`))
 		m := wantStatus(t, r, 201)
 		checkCreated(t, m, "c-chunked", `"ch"`, `{}`)
-		head := `{"id":"c-chunked-big","title":"`
+		head := `{"id":"c-chunked-big","padding":"`
 		b := head + strings.Repeat("x", maxBody+1-len(head)-2) + `"}`
 		wantErr(t, rawChunked(t, n, "/v1/sessions", []byte(b)), 413, "payload_too_large", anyMessage)
 		absent(t, "c-chunked-big")
-		head = `{"id":"c-chunked-max","title":"`
+		head = `{"id":"c-chunked-max","padding":"`
 		b = head + strings.Repeat("x", maxBody-len(head)-2) + `"}`
 		wantKeys(t, "create", wantStatus(t, rawChunked(t, n, "/v1/sessions", []byte(b)), 201), createKeys)
 	})

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +33,37 @@ type ClusterOptions struct {
 	Subnet   int               // N of the addresses; pick one per test package
 	Isolated bool              // network namespaces (needs root; skipped loudly otherwise)
 	Env      map[string]string // extra variables for every node
+	// PlainText runs the inter-node ports without TLS (loopback only;
+	// an Isolated cluster then runs with STARCITE_CLUSTER_INSECURE). By
+	// default every cluster runs with the mutual TLS of
+	// docs/security.md, with certificates `starcite cert` made.
+	PlainText bool
+}
+
+// TLSEnv are the variables of the cluster TLS, for a node or a tool.
+var TLSEnv = []string{"STARCITE_CLUSTER_TLS_CA", "STARCITE_CLUSTER_TLS_CERT", "STARCITE_CLUSTER_TLS_KEY"}
+
+// MakeCerts creates a CA in dir and, for each host, a node certificate
+// naming it, with `starcite cert`. It returns each node's TLS variables.
+func MakeCerts(t testing.TB, dir string, hosts []string) []map[string]string {
+	t.Helper()
+	run := func(args ...string) {
+		if code, out := RunOnce(t, nil, time.Minute, append([]string{"cert"}, args...)...); code != 0 {
+			t.Fatalf("starcite cert %v: exit %d\n%s", args, code, out)
+		}
+	}
+	run("ca", "--dir", dir)
+	envs := make([]map[string]string, len(hosts))
+	for i, h := range hosts {
+		name := fmt.Sprintf("node%d", i+1)
+		run("node", name, "--host", h, "--dir", dir)
+		envs[i] = map[string]string{
+			"STARCITE_CLUSTER_TLS_CA":   filepath.Join(dir, "ca.pem"),
+			"STARCITE_CLUSTER_TLS_CERT": filepath.Join(dir, name+".pem"),
+			"STARCITE_CLUSTER_TLS_KEY":  filepath.Join(dir, name+"-key.pem"),
+		}
+	}
+	return envs
 }
 
 // NewCluster starts a cluster and waits until every node is ready.
@@ -59,13 +92,16 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 	env := map[string]string{
 		"CLUSTER_NODES":           strings.Join(names, ","),
 		"STARCITE_WRITE_NODE_IDS": strings.Join(names[:o.Size], ","),
-		"STARCITE_COOKIE":         "test-cookie-" + strconv.Itoa(os.Getpid()),
+		"STARCITE_COOKIE":         "test-cluster-cookie-" + strconv.Itoa(os.Getpid()),
 		"STARCITE_NUM_GROUPS":     strconv.Itoa(c.Groups),
 		"STARCITE_ARCHIVE_DIR":    t.TempDir(), // shared by every node
 	}
 	if c.lab != nil {
 		// none mode off loopback: the namespaces' network is private to the test.
 		env["STARCITE_ALLOW_INSECURE_NONE"] = "true"
+		if o.PlainText {
+			env["STARCITE_CLUSTER_INSECURE"] = "1"
+		}
 	} else {
 		// One port for all nodes, as in production; free on the first address.
 		env["STARCITE_RAFT_PORT"] = strconv.Itoa(FreePort(t, hosts[0]))
@@ -74,8 +110,16 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 	for k, v := range o.Env {
 		env[k] = v
 	}
+	var tlsEnv []map[string]string
+	if !o.PlainText {
+		tlsEnv = MakeCerts(t, t.TempDir(), hosts)
+	}
 	for i := range hosts {
-		opts := Options{Host: hosts[i], Env: env}
+		nodeEnv := maps.Clone(env)
+		if tlsEnv != nil {
+			maps.Copy(nodeEnv, tlsEnv[i])
+		}
+		opts := Options{Host: hosts[i], Env: nodeEnv}
 		if c.lab != nil {
 			opts.Netns = c.lab.ns(i)
 		}

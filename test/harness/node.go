@@ -296,11 +296,13 @@ func RunOnce(t testing.TB, env map[string]string, timeout time.Duration, args ..
 }
 
 // CLIEnv is what `starcite ops` and `starcite shell` need to reach node n
-// (its distribution port and cookie); pass --node n.Name.
+// (its distribution port, cookie and TLS files); pass --node n.Name.
 func (n *Node) CLIEnv() map[string]string {
 	env := map[string]string{"STARCITE_DIST_PORT": n.Env["STARCITE_DIST_PORT"]}
-	if c, ok := n.Env["STARCITE_COOKIE"]; ok {
-		env["STARCITE_COOKIE"] = c
+	for _, k := range append([]string{"STARCITE_COOKIE"}, TLSEnv...) {
+		if v, ok := n.Env[k]; ok {
+			env[k] = v
+		}
 	}
 	return env
 }
