@@ -1,0 +1,192 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net/url"
+	"time"
+)
+
+// TailOption configures a Tail.
+type TailOption func(*tailRequest)
+
+// BatchSize asks the server for frames of up to n events (1..1000,
+// default 1). Tail yields events one by one either way.
+func BatchSize(n int) TailOption { return func(r *tailRequest) { r.batchSize = n } }
+
+// tailRequest is what a transport needs to open one tail connection.
+type tailRequest struct {
+	sessionID string
+	cursor    uint64 // the last seq delivered: the connection starts after it
+	batchSize int
+	token     string
+	// pingEvery: how often the client pings the server; a ping without
+	// a pong within pingEvery drops the connection (a dead peer).
+	pingEvery time.Duration
+}
+
+// tailTransport opens tail connections: the raw route
+// /v1/sessions/{id}/tail today; a Phoenix Channels transport (/v1/socket)
+// fits the same interface. Tail owns reconnection, cursor and dedupe.
+type tailTransport interface {
+	open(ctx context.Context, c *Client, node *url.URL, r tailRequest) (tailConn, error)
+}
+
+// tailConn is one open tail connection.
+type tailConn interface {
+	// next returns the events of the next frame, in order. A close by
+	// the server is a *CloseError.
+	next(ctx context.Context) ([]Event, error)
+	close()
+}
+
+// maxGaps: a server that skips seqs this many times in a row, each time
+// after a reconnect, is reported (ErrGap) rather than retried forever.
+const maxGaps = 3
+
+// Tail iterates over the events of a session with seq > cursor: the
+// stored ones, then live ones as they are appended, until ctx ends (its
+// error is yielded last) or an error that retrying cannot fix.
+//
+// Each event is yielded once, in seq order, with no seq skipped. After a
+// dropped connection (node killed, restarted or drained, network cut)
+// Tail reconnects, moving to the next node, from the last event it
+// yielded; the client's retry policy bounds consecutive failed attempts
+// (counted afresh after each event delivered). A close 4001 fetches a
+// new token (WithTokenRefresh) and goes on. Errors: an HTTP refusal is an
+// *APIError (ErrSessionNotFound, ErrForbiddenScope, …); close 1011 is
+// ErrTailUnavailable, 4001 without a refresh function ErrTokenExpired,
+// other close codes a *CloseError; no node reachable wraps
+// ErrUnreachable. A close 1000 ends the iteration without an error.
+func (c *Client) Tail(ctx context.Context, sessionID string, cursor uint64, opts ...TailOption) iter.Seq2[Event, error] {
+	r := tailRequest{sessionID: sessionID, cursor: cursor, batchSize: 1, pingEvery: 30 * time.Second}
+	for _, o := range opts {
+		o(&r)
+	}
+	return func(yield func(Event, error) bool) {
+		t := tailer{c: c, r: r, yield: yield}
+		if err := t.run(ctx); err != nil {
+			yield(Event{}, err)
+		}
+	}
+}
+
+// tailer is the state of one Tail iteration.
+type tailer struct {
+	c        *Client
+	r        tailRequest
+	yield    func(Event, error) bool
+	failures int // consecutive connection attempts without an event
+	gaps     int // consecutive connections that skipped a seq
+	stopped  bool
+}
+
+// run connects and reconnects until the consumer stops (nil), the
+// stream ends (nil) or fails for good.
+func (t *tailer) run(ctx context.Context) error {
+	refreshed := false // one refresh per failed handshake sequence
+	for {
+		i, node := t.c.node()
+		token, err := t.c.tokens.get(ctx)
+		if err != nil {
+			return err
+		}
+		t.r.token = token
+		conn, err := t.c.tail.open(ctx, t.c, node, t.r)
+		if err == nil {
+			refreshed = false
+			err = t.read(ctx, conn)
+			conn.close()
+			if err == nil || t.stopped {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var closed *CloseError
+		var refused *APIError
+		errors.As(err, &closed)
+		errors.As(err, &refused)
+		expired := closed != nil && closed.Code == 4001
+		if expired || refused != nil && refused.Status == 401 && !refreshed {
+			// A new token, then at once the same node again; a refresh
+			// function that keeps returning dead tokens runs out of
+			// attempts like a failing node.
+			if _, ok, rerr := t.c.tokens.replace(ctx, token); rerr != nil {
+				return rerr
+			} else if !ok {
+				return err
+			}
+			refreshed = !expired
+			if t.failures++; t.failures >= t.c.retry.Attempts {
+				return err
+			}
+			continue
+		}
+		switch {
+		case errors.Is(err, ErrGap):
+			if t.gaps++; t.gaps >= maxGaps {
+				return err
+			}
+		case closed != nil && !reconnectable(closed.Code):
+			return closed
+		case refused != nil && !transient(refused, true):
+			return refused
+		}
+		if t.failures++; t.failures >= t.c.retry.Attempts {
+			if refused != nil || closed != nil {
+				return err
+			}
+			return fmt.Errorf("starcite: tail %s: %w: %w", t.r.sessionID, ErrUnreachable, err)
+		}
+		t.c.failover(i)
+		if err := t.c.retry.backoff(ctx, t.failures); err != nil {
+			return err
+		}
+	}
+}
+
+// read yields the events of one connection until it fails; nil when the
+// server ended the stream (1000) or the consumer stopped.
+func (t *tailer) read(ctx context.Context, conn tailConn) error {
+	for {
+		events, err := conn.next(ctx)
+		if err != nil {
+			var closed *CloseError
+			if errors.As(err, &closed) && closed.Code == 1000 {
+				return nil
+			}
+			return err
+		}
+		for _, e := range events {
+			switch {
+			case e.Seq <= t.r.cursor:
+				continue // already delivered
+			case e.Seq != t.r.cursor+1:
+				return fmt.Errorf("starcite: tail %s: %w: expected seq %d, got %d",
+					t.r.sessionID, ErrGap, t.r.cursor+1, e.Seq)
+			}
+			t.r.cursor = e.Seq
+			t.failures, t.gaps = 0, 0
+			if !t.yield(e, nil) {
+				t.stopped = true
+				return nil
+			}
+		}
+	}
+}
+
+// reconnectable reports whether a tail closed with code should resume
+// from its cursor: the node going away, restarting or draining (1001,
+// 1012), shedding a slow consumer (1013), idle or protocol trouble
+// (1002), or the connection ending without a close frame (1005, 1006).
+func reconnectable(code int) bool {
+	switch code {
+	case 1001, 1002, 1005, 1006, 1012, 1013, 1014:
+		return true
+	}
+	return false
+}
