@@ -108,9 +108,10 @@ func (e *CloseError) Is(target error) bool {
 
 var (
 	// ErrTailUnavailable: close 1011, the server cannot produce a gap-free
-	// replay from the cursor now (e.g. the archive is down while the
-	// cursor is older than the events in memory). Retrying later, from
-	// the same cursor, is safe.
+	// replay from the cursor now (replay_unavailable: e.g. the archive is
+	// down while the cursor is older than the events in memory), or a
+	// node could not run the socket and retries ran out. Retrying later,
+	// from the same cursor, is safe.
 	ErrTailUnavailable = &CloseError{Code: 1011}
 	// ErrTokenExpired: close 4001, the token expired and no refresh
 	// function was configured (WithTokenRefresh).

@@ -56,8 +56,9 @@ const maxGaps = 3
 // yielded; the client's retry policy bounds consecutive failed attempts
 // (counted afresh after each event delivered). A close 4001 fetches a
 // new token (WithTokenRefresh) and goes on. Errors: an HTTP refusal is an
-// *APIError (ErrSessionNotFound, ErrForbiddenScope, …); close 1011 is
-// ErrTailUnavailable, 4001 without a refresh function ErrTokenExpired,
+// *APIError (ErrSessionNotFound, ErrForbiddenScope, …); close 1011
+// replay_unavailable is ErrTailUnavailable (other 1011s are retried like
+// a drop), 4001 without a refresh function ErrTokenExpired,
 // other close codes a *CloseError; no node reachable wraps
 // ErrUnreachable. A close 1000 ends the iteration without an error.
 func (c *Client) Tail(ctx context.Context, sessionID string, cursor uint64, opts ...TailOption) iter.Seq2[Event, error] {
@@ -131,7 +132,7 @@ func (t *tailer) run(ctx context.Context) error {
 			if t.gaps++; t.gaps >= maxGaps {
 				return err
 			}
-		case closed != nil && !reconnectable(closed.Code):
+		case closed != nil && !reconnectable(closed):
 			return closed
 		case refused != nil && !transient(refused, true):
 			return refused
@@ -179,14 +180,19 @@ func (t *tailer) read(ctx context.Context, conn tailConn) error {
 	}
 }
 
-// reconnectable reports whether a tail closed with code should resume
-// from its cursor: the node going away, restarting or draining (1001,
-// 1012), shedding a slow consumer (1013), idle or protocol trouble
-// (1002), or the connection ending without a close frame (1005, 1006).
-func reconnectable(code int) bool {
-	switch code {
+// reconnectable reports whether a tail closed with e should resume from
+// its cursor (docs/api.md, "Close codes"): the node going away,
+// restarting or draining (1001, 1012), shedding a slow consumer (1013),
+// idle or protocol trouble (1002), the connection ending without a close
+// frame (1005, 1006), or a node that could not run the socket (1011 for
+// any reason but replay_unavailable). A replay the cluster cannot make
+// gap-free (1011 replay_unavailable) is the caller's to handle.
+func reconnectable(e *CloseError) bool {
+	switch e.Code {
 	case 1001, 1002, 1005, 1006, 1012, 1013, 1014:
 		return true
+	case 1011:
+		return e.Reason != "replay_unavailable"
 	}
 	return false
 }

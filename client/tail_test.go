@@ -187,6 +187,20 @@ func TestTailCloses(t *testing.T) {
 			t.Fatalf("%d connections after a 1011", n)
 		}
 	})
+	t.Run("1011 of a node that cannot run the socket is retried", func(t *testing.T) {
+		f := &fakeTail{script: func(ctx context.Context, ws *websocket.Conn, info tailConnInfo) {
+			send(ctx, ws, 1, info.cursor+1, info.cursor+2)
+			if info.n == 0 {
+				ws.Close(websocket.StatusInternalError, "writer_unavailable")
+			}
+			<-ctx.Done()
+		}}
+		seqs, err := collect(t, newClient(t, startFakeTail(t, f)), 0, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRun(t, seqs, 1, 4)
+	})
 	t.Run("4001 without refresh is ErrTokenExpired", func(t *testing.T) {
 		f := &fakeTail{script: closeWith(4001, "token_expired")}
 		_, err := collect(t, newClient(t, startFakeTail(t, f), WithToken("t")), 0, 10)
