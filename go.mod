@@ -22,6 +22,8 @@ require (
 	github.com/valyala/fasthttp v1.78.0
 )
 
+require github.com/coder/websocket v1.8.15 // indirect
+
 require (
 	github.com/DataDog/zstd v1.4.5 // indirect
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2 // indirect
@@ -95,6 +97,9 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	starcite/client v0.0.0
 )
 
 replace ergo.services/ergo => github.com/ergo-services/ergo v1.999.320
+
+replace starcite/client => ./client

@@ -7,15 +7,22 @@
 //	starcite healthcheck  probe the local node over HTTP (container HEALTHCHECK)
 //	starcite cert ...     create certificates for the inter-node mutual TLS
 //	starcite bench ...    benchmark a node or the local cluster
+//	starcite session ...  create, list or get sessions over the API (app/cli)
+//	starcite append ...   append events to a session
+//	starcite tail ...     print or follow a session's events
 //	starcite version      print the version
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"starcite/app/bench"
+	"starcite/app/cli"
 	"starcite/app/config"
 )
 
@@ -39,6 +46,9 @@ var commands = map[string]func(args []string) int{
 	"healthcheck": healthcheck,
 	"cert":        certMain,
 	"bench":       func(args []string) int { return bench.Main(args, version) },
+	"session":     clientCommand("session"),
+	"append":      clientCommand("append"),
+	"tail":        clientCommand("tail"),
 	"version":     func([]string) int { fmt.Println("starcite", version); return 0 },
 	"help":        func([]string) int { fmt.Println(usage); return 0 },
 }
@@ -68,8 +78,21 @@ commands:
   healthcheck  probe this machine's node over HTTP, for a container HEALTHCHECK
   cert         create the CA and node certificates of the inter-node TLS (starcite cert help)
   bench        benchmark a node or the local cluster (starcite bench -h)
+  session      create, list or get sessions (starcite session help)
+  append       append events to a session (starcite append -h)
+  tail         print a session's events, optionally following it (starcite tail -h)
   version      print the version
   help         print this text`
+
+// clientCommand is a client command (app/cli); an interrupt ends a tail
+// --follow cleanly.
+func clientCommand(cmd string) func(args []string) int {
+	return func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cli.Run(ctx, cmd, args, cli.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	}
+}
 
 func serve() int {
 	// Validate before re-executing in the data directory: the re-executed

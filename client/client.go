@@ -306,6 +306,10 @@ func (c *Client) attempt(ctx context.Context, node *url.URL, r *request, token s
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ue *url.Error // its text repeats the URL the caller's error names
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
