@@ -343,7 +343,7 @@ func transient(e *APIError, resendable bool) bool {
 }
 
 // mayHaveWritten reports whether a write refused with e may still have
-// been committed (docs/api.md, "Error catalogue": raft_timeout, internal errors).
+// been committed (docs/api.md#error-catalogue: raft_timeout, internal errors).
 func mayHaveWritten(e *APIError) bool {
 	return e.Status >= 500 && e.Code != "raft_unavailable" && e.Code != "archive_backlog"
 }

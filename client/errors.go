@@ -8,7 +8,7 @@ import (
 )
 
 // APIError is an error answer of the HTTP API: the status and the
-// {"error": code, "message": message} body (docs/api.md, "Errors").
+// {"error": code, "message": message} body (docs/api.md#errors).
 // errors.Is(err, ErrSessionNotFound) and the like match it by code.
 type APIError struct {
 	Status  int
@@ -33,7 +33,7 @@ func (e *APIError) Is(target error) bool {
 	return ok && t.Code != "" && t.Code == e.Code
 }
 
-// The sentinels of the API's error codes (docs/api.md, "Errors"); match
+// The sentinels of the API's error codes (docs/api.md#errors); match
 // them with errors.Is. Status is the one the server answers with.
 var (
 	ErrUnauthorized           = &APIError{Status: 401, Code: "unauthorized"}
@@ -89,7 +89,7 @@ var ErrUnreachable = errors.New("unreachable")
 var ErrGap = errors.New("tail gap")
 
 // CloseError is a tail the server closed for good: the WebSocket close
-// code and reason (docs/api.md, "Close codes"). errors.Is matches it
+// code and reason (docs/api.md#close-codes). errors.Is matches it
 // against ErrTailUnavailable and ErrTokenExpired by code.
 type CloseError struct {
 	Code   int

@@ -12,7 +12,7 @@ import (
 // Append takes the next producer_seq; the server accepts a producer's
 // seqs only in order and deduplicates an exact resend of its last one,
 // which makes every retry safe: an event is in the log once, however
-// often it was sent (docs/api.md, "Producer sequencing").
+// often it was sent (docs/api.md#producer-sequencing).
 //
 // A Producer is safe for concurrent use; its appends are sent one at a
 // time, in call order.

@@ -25,8 +25,9 @@ const (
 	conflictExpected       // 409 expected_seq_conflict, nothing written
 )
 
-// fakeLog is the producer rules of one session (docs/api.md, "Producer
-// sequencing") in memory, with a script of faults per request.
+// fakeLog is the producer rules of one session
+// (docs/api.md#producer-sequencing) in memory, with a script of faults per
+// request.
 type fakeLog struct {
 	t      *testing.T
 	mu     sync.Mutex

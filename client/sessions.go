@@ -12,7 +12,7 @@ import (
 )
 
 // Session is a session as the server describes it. The routes return
-// different subsets (docs/api.md, "Sessions"): create has LastSeq (0) and
+// different subsets (docs/api.md#sessions): create has LastSeq (0) and
 // no TenantID; list items have TenantID and no LastSeq; GetSession has
 // both and ArchivedSeq.
 type Session struct {

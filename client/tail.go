@@ -181,7 +181,7 @@ func (t *tailer) read(ctx context.Context, conn tailConn) error {
 }
 
 // reconnectable reports whether a tail closed with e should resume from
-// its cursor (docs/api.md, "Close codes"): the node going away,
+// its cursor (docs/api.md#close-codes): the node going away,
 // restarting or draining (1001, 1012), shedding a slow consumer (1013),
 // idle or protocol trouble (1002), the connection ending without a close
 // frame (1005, 1006), or a node that could not run the socket (1011 for

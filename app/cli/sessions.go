@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strings"
 
 	"starcite/client"
 )
@@ -65,6 +66,11 @@ func (r *runner) sessionList(ctx context.Context, args []string) error {
 	}
 	if *limit < 0 {
 		return &usageError{msg: "--limit must be positive", help: sessionUsage}
+	}
+	for k := range meta {
+		if strings.ContainsAny(k, "[]") {
+			return usageErrorf("--meta %s: a filter key cannot hold brackets", k)
+		}
 	}
 	c, err := r.client()
 	if err != nil {
