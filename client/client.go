@@ -157,10 +157,11 @@ func endpoint(base *url.URL, q url.Values, segments ...string) *url.URL {
 
 // backoff waits before retry n (1-based) or until ctx ends.
 func (p RetryPolicy) backoff(ctx context.Context, n int) error {
-	d := p.MaxBackoff
-	if shift := n - 1; shift < 30 && p.MinBackoff<<shift < d {
-		d = p.MinBackoff << shift
+	d := p.MinBackoff
+	for i := 1; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
 	}
+	d = min(d, p.MaxBackoff)
 	if d > 0 {
 		d = d/2 + rand.N(d/2+1)
 	}
@@ -252,11 +253,12 @@ func (c *Client) send(ctx context.Context, r *request) ([]byte, outcome, error) 
 		status, body, err := c.attempt(ctx, node, r, token)
 		var retry bool
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil, out, ctx.Err()
 		case err != nil:
 			sent := !dialFailed(err)
 			out.ambiguous = out.ambiguous || sent
+			if ctx.Err() != nil {
+				return nil, out, ctx.Err()
+			}
 			retry = r.resendable || !sent
 			err = fmt.Errorf("starcite: %s %s: %w: %w", r.method, endpoint(node, nil, r.segments...), ErrUnreachable, err)
 		case status/100 == 2:
@@ -272,9 +274,7 @@ func (c *Client) send(ctx context.Context, r *request) ([]byte, outcome, error) 
 		default:
 			e := apiError(status, body)
 			retry, err = transient(e, r.resendable), e
-			if retry && mayHaveWritten(e) {
-				out.ambiguous = true
-			}
+			out.ambiguous = out.ambiguous || mayHaveWritten(e)
 		}
 		if !retry || out.attempts >= c.retry.Attempts {
 			return nil, out, err

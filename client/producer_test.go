@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fault is what the fake log does to one append request.
@@ -23,6 +24,7 @@ const (
 	unavailable            // 503 raft_unavailable, nothing written
 	refuseInvalid          // 400 invalid_event, nothing written
 	conflictExpected       // 409 expected_seq_conflict, nothing written
+	hangAfter              // written, then no answer until the client gives up
 )
 
 // fakeLog is the producer rules of one session
@@ -101,6 +103,10 @@ func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, answer = 409, fmt.Sprintf(`{"error":"producer_seq_conflict","message":"Producer %s expected seq %d, got %d"}`, p, f.last[p]+1, seq)
 	}
 	switch ft {
+	case hangAfter:
+		f.mu.Unlock()
+		<-r.Context().Done()
+		f.mu.Lock()
 	case dropAfter:
 		hangUp(w)
 	case timeoutAfter:
@@ -219,6 +225,18 @@ func TestProducerUnsure(t *testing.T) {
 	r, err = p.Append(context.Background(), "t", text("b"))
 	if err != nil || r.ProducerSeq != 1 || r.Seq != 1 || fmt.Sprint(f.texts()) != "[b]" {
 		t.Fatalf("after an unsent append: %+v, %v, log %v", r, err, f.texts())
+	}
+	// An append cancelled while it waits for its answer is unsure too.
+	f, srv = newFakeLog(t, hangAfter)
+	p = newClient(t, srv.URL).Producer("s", "w")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Append(ctx, "t", text("a")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the context's", err)
+	}
+	r, err = p.Append(context.Background(), "t", text("b"))
+	if err != nil || r.ProducerSeq != 2 || fmt.Sprint(f.texts()) != "[a b]" {
+		t.Fatalf("after a cancelled append: %+v, %v, log %v", r, err, f.texts())
 	}
 	// Retrying the very same event after an unsure failure is deduped.
 	f, srv = newFakeLog(t, lost...)
