@@ -17,6 +17,10 @@ UNIT_PKGS     = $(shell $(GO) list ./... | grep -v '^starcite/test/')
 SERVICE_PKGS := starcite/archive starcite/test/archive
 E2E_PKGS      = $(filter-out $(SERVICE_PKGS),$(shell $(GO) list ./test/...))
 
+# The Go client (client/) is a module of its own: its checks and tests
+# run inside it (`go -C client`).
+CLIENT := -C client
+
 # staticcheck is installed with `go install` at this version (one that
 # builds with the Go of go.mod) into bin/tools.
 STATICCHECK_VERSION := v0.8.2
@@ -48,6 +52,7 @@ cluster-stop:
 # black-box suites.
 test: verify build
 	$(GO) test -race -count=1 $(filter-out $(SERVICE_PKGS),$(UNIT_PKGS))
+	$(GO) test $(CLIENT) -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_CI)
 	eval "$$(.ci/services.sh up)" && export STARCITE_REQUIRE_SERVICES=1 && \
 	$(GO) test -race -count=1 $(filter-out starcite/test/%,$(SERVICE_PKGS)) && \
@@ -59,15 +64,18 @@ test: verify build
 # cores).
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+	$(GO) test $(CLIENT) -race -count=1 ./...
 
 # Static checks: go.mod and go.sum tidy, gofmt, go vet, staticcheck.
 verify: tidy-check fmt-check vet staticcheck
 
 tidy-check:
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+	@$(GO) mod tidy $(CLIENT) -diff >/dev/null || { echo "client/go.mod not tidy: run go mod tidy in client/"; $(GO) mod tidy $(CLIENT) -diff; exit 1; }
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet $(CLIENT) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -77,6 +85,7 @@ $(STATICCHECK):
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+	cd client && ../$(STATICCHECK) ./...
 
 # Short fuzzing of every parser: FUZZTIME per target (make test runs each
 # for FUZZTIME_CI). A failing input is written to the package's
@@ -87,11 +96,13 @@ FUZZ_TARGETS := \
 	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/:FuzzParseHeader ./fsm/jsonc/:FuzzJSONC \
 	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
 	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery ./edge/:FuzzDecodeFrame \
-	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken
+	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken \
+	./client/:FuzzDecodeFrame
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn $$pkg ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		case $$pkg in ./client/*) mod="$(CLIENT)"; pkg=./$${pkg#./client/};; *) mod=;; esac; \
+		$(GO) test $$mod -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
 # The fault-injection suite (test/chaos) for DURATION: a 3-node cluster in

@@ -20,9 +20,8 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/valyala/fasthttp v1.78.0
+	starcite/client v0.0.0
 )
-
-require github.com/coder/websocket v1.8.15 // indirect
 
 require (
 	github.com/DataDog/zstd v1.4.5 // indirect
@@ -48,6 +47,7 @@ require (
 	github.com/cockroachdb/logtags v0.0.0-20211118104740-dabe8e521a4f // indirect
 	github.com/cockroachdb/pebble v0.0.0-20221207173255-0f086d933dac // indirect
 	github.com/cockroachdb/redact v1.1.3 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
 	github.com/getsentry/sentry-go v0.12.0 // indirect
 	github.com/goccy/go-json v0.10.6 // indirect
@@ -97,7 +97,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	starcite/client v0.0.0
 )
 
 replace ergo.services/ergo => github.com/ergo-services/ergo v1.999.320

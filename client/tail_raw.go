@@ -62,6 +62,12 @@ func (c *rawConn) next(ctx context.Context) ([]Event, error) {
 		}
 		return nil, err
 	}
+	return decodeFrame(frame)
+}
+
+// decodeFrame returns the events of a tail frame: one event object, or an
+// array of them (batch_size > 1).
+func decodeFrame(frame []byte) ([]Event, error) {
 	frame = bytes.TrimSpace(frame)
 	var raws []json.RawMessage
 	if len(frame) > 0 && frame[0] == '[' {
@@ -73,6 +79,7 @@ func (c *rawConn) next(ctx context.Context) ([]Event, error) {
 	}
 	events := make([]Event, len(raws))
 	for i, r := range raws {
+		var err error
 		if events[i], err = decodeEvent(r); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,41 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDecodeFrame: any frame a server (or something posing as one) sends
+// decodes into events or an error — never a panic — and each event keeps
+// the exact JSON of its object, from which it decodes again the same.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, seed := range []string{
+		event(1), "[" + event(1) + "," + event(2) + "]", "", " ", "[]", "null", "[null]", "{}",
+		`{"seq":-1}`, `{"seq":1.5}`, `{"seq":18446744073709551616}`, `{"seq":"1"}`, `[{"seq":1},7]`,
+		`{"seq":1,"inserted_at":"2026-03-01T12:00:01"}`, `{"seq":1,"payload":[1,2]}`, "\xff", `[` + event(3),
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		events, err := decodeFrame(frame)
+		if err != nil {
+			return
+		}
+		trimmed := bytes.TrimSpace(frame)
+		if len(trimmed) == 0 || trimmed[0] != '[' {
+			if len(events) != 1 || !bytes.Equal(events[0].Raw, trimmed) {
+				t.Fatalf("single frame %q decoded into %d events", frame, len(events))
+			}
+		}
+		for _, e := range events {
+			if !json.Valid(e.Raw) {
+				t.Fatalf("event raw %q is not JSON", e.Raw)
+			}
+			again, err := decodeEvent(e.Raw)
+			if err != nil || again.Seq != e.Seq || again.Type != e.Type || !bytes.Equal(again.Payload, e.Payload) {
+				t.Fatalf("event %q decodes differently again: %+v, %v", e.Raw, again, err)
+			}
+		}
+	})
+}
