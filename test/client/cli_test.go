@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,25 +36,9 @@ func run(t *testing.T, url, stdin string, args ...string) result {
 
 // tryRun is run for any goroutine: it reports what run would fail on.
 func tryRun(bin, url, stdin string, args ...string) (result, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "STARCITE_URL=" + url}
-	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return result{}, fmt.Errorf("starcite %q did not finish within %s", args, wait)
-	}
-	r := result{stdout: out.String(), stderr: errOut.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		r.code = exit.ExitCode()
-	} else if err != nil {
-		return result{}, err
-	}
-	return r, nil
+	code, err := harness.Exec(bin, map[string]string{"STARCITE_URL": url}, strings.NewReader(stdin), &out, &errOut, wait, args...)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}, err
 }
 
 // lines splits output into its non-empty lines.

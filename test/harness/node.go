@@ -8,7 +8,9 @@ package harness
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -273,26 +275,36 @@ func (n *Node) DumpLog(lines int) {
 // its exit code and combined output (for configuration errors and CLIs).
 func RunOnce(t testing.TB, env map[string]string, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
+	var out bytes.Buffer
+	code, err := Exec(Binary(t), env, nil, &out, &out, timeout, args...)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	return code, out.String()
+}
+
+// Exec runs the binary at bin (Binary's) with extra environment, standard
+// input (nil: none) and arguments, writing its output to stdout and
+// stderr, and returns its exit code. It fails no test, so any goroutine
+// may call it.
+func Exec(bin string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration, args ...string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("starcite %v did not finish within %s:\n%s", args, timeout, out.String())
+		return 0, fmt.Errorf("starcite %v did not finish within %s", args, timeout)
 	}
-	if exit, ok := err.(*exec.ExitError); ok {
-		return exit.ExitCode(), out.String()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, out.String()
+	return 0, err
 }
 
 // CLIEnv is what `starcite ops` and `starcite shell` need to reach node n
