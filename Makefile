@@ -97,7 +97,7 @@ FUZZ_TARGETS := \
 	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
 	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery ./edge/:FuzzDecodeFrame \
 	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken \
-	./client/:FuzzDecodeFrame
+	./client/:FuzzDecodeFrame ./client/:FuzzDecodePhoenixFrame
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn $$pkg ($(FUZZTIME))"; \

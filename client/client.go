@@ -24,7 +24,6 @@ type Client struct {
 	timeout time.Duration
 	retry   RetryPolicy
 	tokens  tokens
-	tail    tailTransport
 }
 
 // RetryPolicy bounds the retries of a request that got no answer or a
@@ -109,7 +108,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{nodes: []*url.URL{first}, http: http.DefaultClient, timeout: 30 * time.Second,
-		retry: DefaultRetry, tail: rawTail{}}
+		retry: DefaultRetry}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err

@@ -65,6 +65,14 @@ var (
 	ErrInternalServer         = &APIError{Status: 500, Code: "internal_server_error"}
 )
 
+// sentinels are the sentinels above, for lookups by code.
+var sentinels = []*APIError{ErrUnauthorized, ErrForbiddenScope, ErrForbiddenSession, ErrForbiddenTenant,
+	ErrSessionNotFound, ErrNotFound, ErrSessionExists, ErrExpectedSeqConflict, ErrProducerSeqConflict,
+	ErrProducerReplayConflict, ErrInvalidEvent, ErrInvalidMetadata, ErrInvalidRefs, ErrInvalidCursor,
+	ErrInvalidTailBatchSize, ErrInvalidLimit, ErrInvalidUpgrade, ErrInvalidSession, ErrPayloadTooLarge,
+	ErrUnsupportedMediaType, ErrRaftTimeout, ErrRaftUnavailable, ErrArchiveReadUnavailable,
+	ErrArchiveBacklog, ErrReplayUnavailable, ErrInternal, ErrInternalServer}
+
 // apiError builds the error of a non-2xx answer.
 func apiError(status int, body []byte) *APIError {
 	e := &APIError{Status: status, Body: body}

@@ -16,20 +16,29 @@ type TailOption func(*tailRequest)
 // default 1). Tail yields events one by one either way.
 func BatchSize(n int) TailOption { return func(r *tailRequest) { r.batchSize = n } }
 
+// PhoenixSocket tails over the Phoenix Channels socket /v1/socket (the
+// channel tail:<session_id>) instead of the raw route
+// /v1/sessions/{id}/tail. The events and guarantees are the same; a
+// channel failure (phx_error) is retried like a drop, and reported as
+// ErrTailUnavailable when the attempts run out.
+func PhoenixSocket() TailOption { return func(r *tailRequest) { r.transport = phoenixTail{} } }
+
 // tailRequest is what a transport needs to open one tail connection.
 type tailRequest struct {
 	sessionID string
 	cursor    uint64 // the last seq delivered: the connection starts after it
 	batchSize int
 	token     string
-	// pingEvery: how often the client pings the server; a ping without
-	// a pong within pingEvery drops the connection (a dead peer).
+	transport tailTransport
+	// pingEvery: how often the client probes the server (a WebSocket ping
+	// on the raw route, a heartbeat on the socket); a probe without an
+	// answer within pingEvery drops the connection (a dead peer).
 	pingEvery time.Duration
 }
 
-// tailTransport opens tail connections: the raw route
-// /v1/sessions/{id}/tail today; a Phoenix Channels transport (/v1/socket)
-// fits the same interface. Tail owns reconnection, cursor and dedupe.
+// tailTransport opens tail connections: the raw route (rawTail) or the
+// Phoenix Channels socket (phoenixTail). Tail owns reconnection, cursor
+// and dedupe.
 type tailTransport interface {
 	open(ctx context.Context, c *Client, node *url.URL, r tailRequest) (tailConn, error)
 }
@@ -62,7 +71,7 @@ const maxGaps = 3
 // other close codes a *CloseError; no node reachable wraps
 // ErrUnreachable. A close 1000 ends the iteration without an error.
 func (c *Client) Tail(ctx context.Context, sessionID string, cursor uint64, opts ...TailOption) iter.Seq2[Event, error] {
-	r := tailRequest{sessionID: sessionID, cursor: cursor, batchSize: 1, pingEvery: 30 * time.Second}
+	r := tailRequest{sessionID: sessionID, cursor: cursor, batchSize: 1, pingEvery: 30 * time.Second, transport: rawTail{}}
 	for _, o := range opts {
 		o(&r)
 	}
@@ -95,7 +104,7 @@ func (t *tailer) run(ctx context.Context) error {
 			return err
 		}
 		t.r.token = token
-		conn, err := t.c.tail.open(ctx, t.c, node, t.r)
+		conn, err := t.r.transport.open(ctx, t.c, node, t.r)
 		if err == nil {
 			refreshed = false
 			err = t.read(ctx, conn)
@@ -112,7 +121,7 @@ func (t *tailer) run(ctx context.Context) error {
 		errors.As(err, &closed)
 		errors.As(err, &refused)
 		expired := closed != nil && closed.Code == 4001
-		if expired || refused != nil && refused.Status == 401 && !refreshed {
+		if expired || errors.Is(err, ErrUnauthorized) && !refreshed {
 			// A new token, then at once the same node again; a refresh
 			// function that keeps returning dead tokens runs out of
 			// attempts like a failing node.

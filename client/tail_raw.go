@@ -4,47 +4,33 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/coder/websocket"
 )
 
-// maxFrame bounds one frame read from the server: a batch frame is at
-// most 1 MiB, a single event up to the 8 MB body limit plus its fields.
-const maxFrame = 16 << 20
-
 // rawTail is the transport of the raw WebSocket route
-// GET /v1/sessions/{id}/tail?cursor=N&batch_size=M: text frames holding
-// one event object (batch_size 1) or an array of them.
+// GET /v1/sessions/{id}/tail?cursor=N&batch_size=M (docs/api.md#tail):
+// text frames holding one event object (batch_size 1) or an array of them.
 type rawTail struct{}
 
 func (rawTail) open(ctx context.Context, c *Client, node *url.URL, r tailRequest) (tailConn, error) {
 	q := url.Values{"cursor": {strconv.FormatUint(r.cursor, 10)}, "batch_size": {strconv.Itoa(r.batchSize)}}
-	u := endpoint(node, q, "v1", "sessions", r.sessionID, "tail")
 	h := http.Header{}
 	if r.token != "" {
 		h.Set("Authorization", "Bearer "+r.token)
 	}
-	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: h,
-		CompressionMode: websocket.CompressionDisabled})
+	ws, err := dialSocket(ctx, c, endpoint(node, q, "v1", "sessions", r.sessionID, "tail"), h)
 	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			body, _ := io.ReadAll(resp.Body)
-			return nil, apiError(resp.StatusCode, body)
-		}
 		return nil, err
 	}
-	ws.SetReadLimit(maxFrame)
 	conn := &rawConn{ws: ws, done: make(chan struct{})}
-	go conn.keepAlive(r.pingEvery)
+	// The WebSocket library answers the server's pings while next reads;
+	// the client's own pings find a dead server.
+	go keepAlive(ws, conn.done, r.pingEvery, ws.Ping)
 	return conn, nil
 }
 
@@ -54,15 +40,16 @@ type rawConn struct {
 }
 
 func (c *rawConn) next(ctx context.Context) ([]Event, error) {
-	_, frame, err := c.ws.Read(ctx)
+	frame, err := readFrame(ctx, c.ws)
 	if err != nil {
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return nil, &CloseError{Code: int(ce.Code), Reason: ce.Reason}
-		}
 		return nil, err
 	}
 	return decodeFrame(frame)
+}
+
+func (c *rawConn) close() {
+	close(c.done)
+	c.ws.CloseNow()
 }
 
 // decodeFrame returns the events of a tail frame: one event object, or an
@@ -85,32 +72,4 @@ func decodeFrame(frame []byte) ([]Event, error) {
 		}
 	}
 	return events, nil
-}
-
-// keepAlive pings the server and drops a connection whose peer does not
-// answer in time, so a tail behind a dead node or a cut network
-// reconnects instead of waiting forever. (The server pings too; the
-// WebSocket library answers those while next reads.)
-func (c *rawConn) keepAlive(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		}
-	}
-}
-
-func (c *rawConn) close() {
-	close(c.done)
-	c.ws.CloseNow()
 }

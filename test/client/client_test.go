@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,42 +139,48 @@ func TestKilledNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	t.Run("tail", func(t *testing.T) {
-		const session, total = "tail-kill", 300
-		viewer := newClient(t, []*harness.Node{a, b, d}) // connects to a first
-		writer := newClient(t, []*harness.Node{b, d})
-		if _, err := writer.CreateSession(ctx, client.NewSession{ID: session}); err != nil {
-			t.Fatal(err)
-		}
-		events := tailInto(ctx, viewer, session, client.BatchSize(7))
-		p := writer.Producer(session, "w")
-		appended := make(chan error, 1)
-		go func() {
-			for i := uint64(1); i <= total; i++ {
-				if _, err := p.Append(ctx, "n", map[string]uint64{"i": i}); err != nil {
-					appended <- fmt.Errorf("append %d: %w", i, err)
-					return
+	for _, transport := range []struct {
+		name string
+		opts []client.TailOption
+	}{{"raw route", nil}, {"phoenix socket", []client.TailOption{client.PhoenixSocket()}}} {
+		t.Run("tail over the "+transport.name, func(t *testing.T) {
+			const total = 300
+			session := "tail-kill-" + strings.ReplaceAll(transport.name, " ", "-")
+			viewer := newClient(t, []*harness.Node{a, b, d}) // connects to a first
+			writer := newClient(t, []*harness.Node{b, d})
+			if _, err := writer.CreateSession(ctx, client.NewSession{ID: session}); err != nil {
+				t.Fatal(err)
+			}
+			events := tailInto(ctx, viewer, session, append(transport.opts, client.BatchSize(7))...)
+			p := writer.Producer(session, "w")
+			appended := make(chan error, 1)
+			go func() {
+				for i := uint64(1); i <= total; i++ {
+					if _, err := p.Append(ctx, "n", map[string]uint64{"i": i}); err != nil {
+						appended <- fmt.Errorf("append %d: %w", i, err)
+						return
+					}
 				}
+				appended <- nil
+			}()
+			receive(t, events, 1, 100)
+			a.Kill() // the viewer's node, while events keep coming
+			receive(t, events, 101, total)
+			if err := <-appended; err != nil {
+				t.Fatal(err)
 			}
-			appended <- nil
-		}()
-		receive(t, events, 1, 100)
-		a.Kill() // the viewer's node, while events keep coming
-		receive(t, events, 101, total)
-		if err := <-appended; err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case e, ok := <-events:
-			if ok {
-				t.Fatalf("extra event %d after %d", e.Seq, total)
+			select {
+			case e, ok := <-events:
+				if ok {
+					t.Fatalf("extra event %d after %d", e.Seq, total)
+				}
+			default:
 			}
-		default:
-		}
-		checkLog(t, readLog(t, writer, session), "w", total)
-		a.Start()
-		a.WaitReady(wait)
-	})
+			checkLog(t, readLog(t, writer, session), "w", total)
+			a.Start()
+			a.WaitReady(wait)
+		})
+	}
 
 	t.Run("producer", func(t *testing.T) {
 		const session, total = "producer-kill", 300
@@ -261,14 +268,24 @@ func TestTailUnavailable(t *testing.T) {
 			t.Fatalf("tail yielded seq %d, err %v; want ErrTailUnavailable", e.Seq, err)
 		}
 	}
+	// The socket's channel fails with phx_error instead, which the tail
+	// retries (the archive might come back) before it gives up.
+	few := newClient(t, []*harness.Node{n}, client.WithRetry(client.RetryPolicy{Attempts: 3, MaxBackoff: 100 * time.Millisecond}))
+	for e, err := range few.Tail(tctx, "cold", 0, client.PhoenixSocket()) {
+		if !errors.Is(err, client.ErrTailUnavailable) {
+			t.Fatalf("socket tail yielded seq %d, err %v; want ErrTailUnavailable", e.Seq, err)
+		}
+	}
 	// From a cursor the hot tier covers, the same tail works.
 	if _, err := p.Append(ctx, "n", map[string]uint64{"i": 21}); err != nil {
 		t.Fatal(err)
 	}
-	for e, err := range c.Tail(tctx, "cold", 20) {
-		if err != nil || e.Seq != 21 {
-			t.Fatalf("tail from 20: seq %d, %v", e.Seq, err)
+	for _, opts := range [][]client.TailOption{nil, {client.PhoenixSocket()}} {
+		for e, err := range c.Tail(tctx, "cold", 20, opts...) {
+			if err != nil || e.Seq != 21 {
+				t.Fatalf("tail from 20: seq %d, %v", e.Seq, err)
+			}
+			break
 		}
-		break
 	}
 }
