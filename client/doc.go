@@ -35,7 +35,8 @@
 //   - [Client.Tail] is an iterator of events: replay from a cursor, then
 //     live; it reconnects (to the next node) after a drop, from the last
 //     event it delivered, so every seq is delivered exactly once and in
-//     order.
+//     order. It speaks the raw tail route, or with [PhoenixSocket] the
+//     Phoenix Channels socket.
 //
 // Every error answer of the API is an [*APIError]; errors.Is matches it
 // against the sentinel of its code (ErrSessionNotFound, …). A request
