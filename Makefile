@@ -94,7 +94,7 @@ FUZZTIME    ?= 10s
 FUZZTIME_CI ?= 5s
 FUZZ_TARGETS := \
 	./fsm/:FuzzApply ./fsm/:FuzzStateful ./fsm/:FuzzReadSnapshot ./fsm/:FuzzParseHeader ./fsm/jsonc/:FuzzJSONC \
-	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzParseListQuery \
+	./edge/:FuzzDecodeCreateBody ./edge/:FuzzDecodeAppendBody ./edge/:FuzzDecodePatchBody ./edge/:FuzzParseListQuery \
 	./edge/:FuzzParseTailQuery ./edge/:FuzzRedactQuery ./edge/:FuzzDecodeFrame \
 	./edge/:FuzzVerifyToken ./edge/:FuzzSignedToken ./edge/:FuzzParseJWKS ./edge/:FuzzRequestToken \
 	./client/:FuzzDecodeFrame ./client/:FuzzDecodePhoenixFrame

@@ -96,6 +96,7 @@ type nodeState struct {
 	changed   time.Time
 	visible   bool
 	raftReady bool
+	headers   bool // last seen running a build that applies header commands
 }
 
 // ObserverPlane is what the observer reads and publishes: package
@@ -174,6 +175,9 @@ func (o *Observer) HandleMessage(from gen.PID, message any) error {
 	case peerPong:
 		if st := o.nodes[m.peer]; st != nil {
 			st.visible, st.raftReady = true, m.p.Ready
+			if rn, err := o.Node().Network().Node(gen.Atom(m.peer)); err == nil {
+				st.headers = rn.Version().Name == nodeVersionName
+			}
 			for _, mk := range m.p.Marks {
 				o.adopt(mk)
 			}
@@ -262,10 +266,11 @@ func (o *Observer) markList() []DrainMark {
 }
 
 func (o *Observer) publish() {
-	v := &dataplane.View{Ready: map[string]bool{}, Draining: map[string]bool{}}
+	v := &dataplane.View{Ready: map[string]bool{}, Draining: map[string]bool{}, Headers: map[string]bool{}}
 	for n, st := range o.nodes {
 		v.Ready[n] = st.status == StateReady && st.raftReady
 		v.Draining[n] = o.marks[n].Draining
+		v.Headers[n] = n == o.self || st.headers
 	}
 	o.plane.PublishView(v)
 }

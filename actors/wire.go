@@ -11,6 +11,17 @@ import (
 	"starcite/fsm"
 )
 
+// nodeVersionName is the Name of the version a node reports in Ergo's
+// handshake. Builds that apply session header commands report it (earlier
+// builds report none), which is how a node knows that every replica of a
+// group can apply them (docs/decisions.md#d48).
+const nodeVersionName = "starcite"
+
+// NodeVersion is this node's version for Ergo's handshake.
+func NodeVersion(build string) gen.Version {
+	return gen.Version{Name: nodeVersionName, Release: build}
+}
+
 // Every type that crosses nodes is registered with Ergo's encoding (EDF)
 // before the node starts, nested types before the types that hold them
 // (docs/decisions.md#d40). Server and CLI are one binary, so both sides

@@ -104,6 +104,7 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 	var opts gen.NodeOptions
 	// Ergo otherwise sends anonymous usage reports to its authors.
 	opts.Env = map[gen.Env]any{"disable_metrics": true}
+	opts.Version = actors.NodeVersion(version)
 	opts.Network.Cookie = cookie
 	opts.Network.Registrar = staticRegistrar{}
 	opts.Network.Acceptors = []gen.AcceptorOptions{{

@@ -215,8 +215,8 @@ func TestPostgresUpstreamRows(t *testing.T) {
 	}
 	got := mustRead(t, a, "up", 1, 10)
 	want := []string{
-		`{"seq":1,"type":"message","payload":{"a":{"y":[1,2.5,"é"]},"z":1},"actor":"user:bob","producer_id":"p","producer_seq":1,"source":null,"metadata":{},"refs":{},"idempotency_key":null,"inserted_at":"2026-03-01T12:00:01.000000Z","tenant_id":"acme"}`,
-		`{"seq":2,"type":"message","payload":{},"actor":"user:bob","producer_id":"","producer_seq":0,"source":"cli","metadata":{"k":true},"refs":{"to_seq":1},"idempotency_key":"key","inserted_at":"2026-03-01T12:00:02.000000Z","tenant_id":"acme"}`,
+		`{"seq":1,"cursor":1,"type":"message","payload":{"a":{"y":[1,2.5,"é"]},"z":1},"actor":"user:bob","producer_id":"p","producer_seq":1,"metadata":{},"refs":{},"idempotency_key":null,"inserted_at":"2026-03-01T12:00:01.000000Z","tenant_id":"acme"}`,
+		`{"seq":2,"cursor":2,"type":"message","payload":{},"actor":"user:bob","producer_id":"","producer_seq":0,"source":"cli","metadata":{"k":true},"refs":{"to_seq":1},"idempotency_key":"key","inserted_at":"2026-03-01T12:00:02.000000Z","tenant_id":"acme"}`,
 	}
 	if len(got) != 2 || string(got[0].JSON) != want[0] || string(got[1].JSON) != want[1] {
 		t.Fatalf("upstream rows:\n%s", fmtEvents(got))

@@ -17,6 +17,9 @@ import (
 type View struct {
 	Ready    map[string]bool
 	Draining map[string]bool
+	// Headers: the node was last seen running a build that applies
+	// session header commands (docs/decisions.md#d48).
+	Headers map[string]bool
 }
 
 // Forwarder carries requests to the router of another node (package

@@ -15,6 +15,21 @@ func (p *Plane) UpdateSession(ctx context.Context, u *fsm.UpdateSession) (fsm.Se
 	return p.changeHeader(ctx, u.SessionID, fsm.EncodeUpdateSession(u))
 }
 
+// headersApplicable refuses a header command while a replica of group
+// may run a build that cannot apply it: that replica would skip the
+// entry and its copy of the session would differ from the others' for
+// good. A replica counts once the observer has seen it run a build that
+// can.
+func (p *Plane) headersApplicable(group int) error {
+	v := p.View()
+	for _, n := range p.placement.Replicas(group) {
+		if n != p.raft.cfg.Self && (v == nil || !v.Headers[n]) {
+			return fmt.Errorf("%w: replica %s is not known to run a build that applies session header changes", ErrUnavailable, n)
+		}
+	}
+	return nil
+}
+
 // SetArchived commits an archive or unarchive and returns the session as
 // it is afterwards; setting the flag it already has changes nothing.
 func (p *Plane) SetArchived(ctx context.Context, a *fsm.SetArchived) (fsm.SessionInfo, error) {
@@ -22,7 +37,11 @@ func (p *Plane) SetArchived(ctx context.Context, a *fsm.SetArchived) (fsm.Sessio
 }
 
 func (p *Plane) changeHeader(ctx context.Context, id string, cmd []byte) (fsm.SessionInfo, error) {
-	res, err := p.propose(ctx, p.placement.Group(id), cmd)
+	group := p.placement.Group(id)
+	if err := p.headersApplicable(group); err != nil {
+		return fsm.SessionInfo{}, fmt.Errorf("change header of %q: %w", id, err)
+	}
+	res, err := p.propose(ctx, group, cmd)
 	if err != nil {
 		return fsm.SessionInfo{}, fmt.Errorf("change header of %q: %w", id, err)
 	}

@@ -105,3 +105,35 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHeadersApplicable: header commands wait until every other replica
+// of the group has been seen running a build that applies them.
+func TestHeadersApplicable(t *testing.T) {
+	nodes := []string{"s@a", "s@b", "s@c"}
+	pl, err := NewPlacement(nodes, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plane{raft: &Raft{cfg: RaftConfig{Self: "s@a"}}, placement: pl}
+	if err := p.headersApplicable(0); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("before any view: %v", err)
+	}
+	for _, tc := range []struct {
+		headers map[string]bool
+		ok      bool
+	}{
+		{map[string]bool{"s@a": true, "s@b": true}, false},
+		{map[string]bool{"s@a": true, "s@b": true, "s@c": false}, false},
+		{map[string]bool{"s@b": true, "s@c": true}, true}, // self needs no check
+	} {
+		p.PublishView(&View{Headers: tc.headers})
+		if err := p.headersApplicable(0); (err == nil) != tc.ok {
+			t.Errorf("%v: %v", tc.headers, err)
+		}
+	}
+	single, _ := NewPlacement([]string{"s@a"}, 4, 1)
+	p = &Plane{raft: &Raft{cfg: RaftConfig{Self: "s@a"}}, placement: single}
+	if err := p.headersApplicable(0); err != nil {
+		t.Fatalf("a single node needs no peer: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"starcite/fsm"
 	"starcite/fsm/jsonc"
 )
 
@@ -374,4 +375,34 @@ func modelMetadata(md any, p *Principal) map[string]any {
 	sp["tenant_id"], sp["actor"], sp["principal_type"], sp["principal_id"] = p.TenantID, p.Actor(), p.Type, p.ID
 	out[principalKey] = sp
 	return out
+}
+
+// FuzzDecodePatchBody: any body decodes to one of the two documented
+// errors or to an update that changes something, with canonical metadata
+// within the limit and an expected version of at least 1.
+func FuzzDecodePatchBody(f *testing.F) {
+	for _, s := range append(bodySeeds, `{"title":null}`, `{"metadata":{"a":1},"expected_version":"2"}`, `{"metadata":{}}`) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := decodePatchBody(body)
+		switch {
+		case err == errInvalidSession || err == errInvalidMetadata:
+			return
+		case err != nil:
+			t.Fatalf("%q: undocumented error %v", body, err)
+		}
+		if !b.setTitle && b.metadata == nil {
+			t.Fatalf("%q: an update that changes nothing", body)
+		}
+		if b.metadata != nil {
+			c, perr := jsonc.Canonical(b.metadata)
+			if perr != nil || !bytes.Equal(c, b.metadata) || b.metadata[0] != '{' || len(b.metadata) > fsm.MaxMetadataBytes {
+				t.Fatalf("%q: metadata %s", body, b.metadata)
+			}
+		}
+		if b.expectedVersion != nil && *b.expectedVersion == 0 {
+			t.Fatalf("%q: expected version 0", body)
+		}
+	})
 }

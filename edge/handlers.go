@@ -69,14 +69,16 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, _ string) {
 	h := fsm.Header{ID: id, TenantID: p.TenantID, Title: body.Title,
 		Creator: fsm.Principal{TenantID: p.TenantID, ID: p.ID, Type: p.Type}, Metadata: body.Metadata,
 		CreatedAt: nowMicro()}
-	info := fsm.SessionInfo{Header: h}
 	rctx, cancel := requestContext()
 	defer cancel()
 	if err := s.plane.Create(rctx, &fsm.CreateSession{RequestID: requestID(), Header: h}); err != nil {
 		writeError(ctx, s.dataError(ctx, err))
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusCreated, appendCreated(make([]byte, 0, 256+len(info.Metadata)), &info))
+	// What the state machine made of it: version 1, updated_at = created_at.
+	info := fsm.SessionInfo{Header: h}
+	info.UpdatedAt, info.Version = h.CreatedAt, 1
+	writeJSON(ctx, fasthttp.StatusCreated, appendSession(make([]byte, 0, 320+len(info.Metadata)), &info, withLastSeq))
 }
 
 // list: GET /v1/sessions. Query validation comes before the scope check
@@ -96,7 +98,7 @@ func (s *Server) list(ctx *fasthttp.RequestCtx, _ string) {
 		writeError(ctx, errForbiddenScope)
 		return
 	}
-	lq := fsm.ListQuery{Filters: q.filters, Limit: q.limit + 1}
+	lq := fsm.ListQuery{Archived: q.archived, Filters: q.filters, Limit: q.limit + 1}
 	if q.cursor != nil {
 		lq.After = *q.cursor
 	}
@@ -122,7 +124,7 @@ func (s *Server) list(ctx *fasthttp.RequestCtx, _ string) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendListItem(b, &sessions[i], false)
+		b = appendSession(b, &sessions[i], 0)
 	}
 	b = append(b, `],"next_cursor":`...)
 	if more {
@@ -195,18 +197,27 @@ func (s *Server) append(ctx *fasthttp.RequestCtx, id string) {
 	b = strconv.AppendUint(b, r.LastSeq, 10)
 	b = append(b, `,"deduped":`...)
 	b = strconv.AppendBool(b, r.Status == fsm.StatusDeduped)
+	b = append(b, `,"cursor":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"committed_cursor":`...)
+	b = strconv.AppendUint(b, r.ArchivedSeq, 10)
 	writeJSON(ctx, fasthttp.StatusCreated, append(b, '}'))
 }
 
-// getSession: GET /v1/sessions/{id} (docs/api.md#get-a-session).
+// getSession: GET /v1/sessions/{id} (docs/api.md#get-a-session): scope,
+// session lock, lookup, tenant, in that order.
 func (s *Server) getSession(ctx *fasthttp.RequestCtx, id string) {
 	p, aerr := s.auth.Authenticate(ctx)
 	if aerr != nil {
 		writeError(ctx, aerr)
 		return
 	}
-	if _, aerr := s.authorizeSession(ctx, &p, id, ScopeRead); aerr != nil {
-		writeError(ctx, aerr)
+	if !p.Has(ScopeRead) {
+		writeError(ctx, errForbiddenScope)
+		return
+	}
+	if !p.AllowsSession(id) {
+		writeError(ctx, errForbiddenSession)
 		return
 	}
 	rctx, cancel := requestContext()
@@ -216,7 +227,12 @@ func (s *Server) getSession(ctx *fasthttp.RequestCtx, id string) {
 		writeError(ctx, s.dataError(ctx, err))
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, appendListItem(make([]byte, 0, 256+len(info.Metadata)), &info, true))
+	if !p.AllowsTenant(info.TenantID) {
+		writeError(ctx, errForbiddenTenant)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK,
+		appendSession(make([]byte, 0, 320+len(info.Metadata)), &info, withLastSeq|withArchivedSeq))
 }
 
 // events: GET /v1/sessions/{id}/events (docs/api.md#read-events), served

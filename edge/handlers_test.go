@@ -151,6 +151,50 @@ func (f *fakePlane) Events(_ context.Context, id string, after uint64, limit int
 	return p, nil
 }
 
+// UpdateSession applies the update as the state machine does, minus the
+// merge (the fake replaces metadata) and the retry recognition.
+func (f *fakePlane) UpdateSession(_ context.Context, u *fsm.UpdateSession) (fsm.SessionInfo, error) {
+	if err := f.call("UpdateSession"); err != nil {
+		return fsm.SessionInfo{}, err
+	}
+	s, err := f.lookup(u.SessionID)
+	if err != nil {
+		return s, err
+	}
+	if u.ExpectedVersion != nil && *u.ExpectedVersion != s.Version {
+		return s, &dataplane.ExpectedVersionConflictError{Expected: *u.ExpectedVersion, Current: s.Version}
+	}
+	if u.SetTitle {
+		s.Title = u.Title
+	}
+	if u.Metadata != nil {
+		s.Metadata = u.Metadata
+	}
+	s.Version++
+	s.UpdatedAt = u.At
+	f.store(s)
+	return s, nil
+}
+
+func (f *fakePlane) SetArchived(_ context.Context, a *fsm.SetArchived) (fsm.SessionInfo, error) {
+	if err := f.call("SetArchived"); err != nil {
+		return fsm.SessionInfo{}, err
+	}
+	s, err := f.lookup(a.SessionID)
+	if err != nil || s.Archived == a.Archived {
+		return s, err
+	}
+	s.Archived, s.UpdatedAt = a.Archived, a.At
+	f.store(s)
+	return s, nil
+}
+
+func (f *fakePlane) store(s fsm.SessionInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessions[s.ID] = s
+}
+
 func (f *fakePlane) Health(bool) (string, dataplane.Readiness) { return f.notReady, f.rd }
 
 // fakeAuth authenticates every request as p, or refuses it with err.
@@ -244,12 +288,38 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "list scope", p: acmeNoRead, method: "GET", uri: "/v1/sessions", want: errForbiddenScope},
 		{name: "list plane down", p: acmeUser, planeErr: dataplane.ErrUnavailable, method: "GET", uri: "/v1/sessions", want: errArchiveReadUnavailable, touchPlane: true},
 
-		// GET /v1/sessions/{id}: auth, lock, lookup, scope, tenant.
+		{name: "list archived before metadata filters", p: acmeUser, method: "GET", uri: "/v1/sessions?archived=False&metadata.k=%00", want: errInvalidListQuery},
+		{name: "list cursor before archived", p: acmeUser, method: "GET", uri: "/v1/sessions?archived=x&cursor=", want: errInvalidCursor},
+		{name: "list archived before scope", p: acmeNoRead, method: "GET", uri: "/v1/sessions?archived=", want: errInvalidListQuery},
+		{name: "list archived list form", p: acmeUser, method: "GET", uri: "/v1/sessions?archived[]=true", want: errInvalidListQuery},
+		{name: "list archived 1", p: acmeUser, method: "GET", uri: "/v1/sessions?archived=1", want: errInvalidListQuery},
+
+		// GET /v1/sessions/{id}: auth, scope, lock, lookup, tenant.
 		{name: "get unauthenticated", authErr: expired, method: "GET", uri: "/v1/sessions/nope", want: expired},
+		{name: "get scope before lock", p: Principal{TenantID: "acme", ID: "a-2", Type: "agent", Scopes: ScopeAppend, SessionID: "s-1"},
+			method: "GET", uri: "/v1/sessions/nope", want: errForbiddenScope},
 		{name: "get lock before lookup", p: acmeLocked, method: "GET", uri: "/v1/sessions/nope", want: errForbiddenSession},
-		{name: "get lookup before scope", p: acmeNoRead, method: "GET", uri: "/v1/sessions/nope", want: errSessionNotFound, touchPlane: true},
-		{name: "get scope before tenant", p: acmeNoRead, method: "GET", uri: "/v1/sessions/g-1", want: errForbiddenScope, touchPlane: true},
+		{name: "get lookup", p: acmeReader, method: "GET", uri: "/v1/sessions/nope", want: errSessionNotFound, touchPlane: true},
 		{name: "get tenant", p: acmeReader, method: "GET", uri: "/v1/sessions/g-1", want: errForbiddenTenant, touchPlane: true},
+		{name: "get plane down", p: acmeReader, planeErr: dataplane.ErrUnavailable, method: "GET", uri: "/v1/sessions/s-1", want: errRaftUnavailable, touchPlane: true},
+
+		// PATCH /v1/sessions/{id}: auth, content type, body, scope, lock, lookup, tenant.
+		{name: "patch unauthenticated", authErr: expired, method: "PATCH", uri: "/v1/sessions/nope", ct: "text/plain", body: "x", want: expired},
+		{name: "patch content type", p: acmeReader, method: "PATCH", uri: "/v1/sessions/nope", ct: "text/plain", body: "x", want: errUnsupportedMediaType},
+		{name: "patch body before scope", p: acmeReader, method: "PATCH", uri: "/v1/sessions/nope", ct: "application/json", body: `{}`, want: errInvalidSession},
+		{name: "patch scope before lock", p: acmeReader, method: "PATCH", uri: "/v1/sessions/nope", ct: "application/json", body: `{"title":"x"}`, want: errForbiddenScope},
+		{name: "patch lock before lookup", p: acmeLocked, method: "PATCH", uri: "/v1/sessions/nope", ct: "application/json", body: `{"title":"x"}`, want: errForbiddenSession},
+		{name: "patch lookup", p: acmeUser, method: "PATCH", uri: "/v1/sessions/nope", ct: "application/json", body: `{"title":"x"}`, want: errSessionNotFound, touchPlane: true},
+		{name: "patch tenant", p: acmeUser, method: "PATCH", uri: "/v1/sessions/g-1", ct: "application/json", body: `{"title":"x"}`, want: errForbiddenTenant, touchPlane: true},
+		{name: "patch plane timeout", p: acmeUser, planeErr: dataplane.ErrTimeout, method: "PATCH", uri: "/v1/sessions/s-1", ct: "application/json", body: `{"title":"x"}`, want: errRaftTimeout, touchPlane: true},
+
+		// POST /v1/sessions/{id}/archive and /unarchive: auth, scope, lock, lookup, tenant; the body is ignored.
+		{name: "archive unauthenticated", authErr: expired, method: "POST", uri: "/v1/sessions/nope/archive", want: expired},
+		{name: "archive scope before lock", p: Principal{TenantID: "acme", ID: "a-2", Type: "agent", Scopes: ScopeRead, SessionID: "s-1"},
+			method: "POST", uri: "/v1/sessions/nope/archive", ct: "text/plain", body: "x", want: errForbiddenScope},
+		{name: "archive lock before lookup", p: acmeLocked, method: "POST", uri: "/v1/sessions/nope/archive", want: errForbiddenSession},
+		{name: "archive lookup", p: acmeUser, method: "POST", uri: "/v1/sessions/nope/archive", ct: "text/plain", body: "x", want: errSessionNotFound, touchPlane: true},
+		{name: "unarchive tenant", p: acmeUser, method: "POST", uri: "/v1/sessions/g-1/unarchive", want: errForbiddenTenant, touchPlane: true},
 
 		// POST /v1/sessions/{id}/append: auth, session checks, content type, body.
 		{name: "append session before content type", p: acmeUser, method: "POST", uri: "/v1/sessions/nope/append", ct: "text/plain", body: "x", want: errSessionNotFound, touchPlane: true},
@@ -307,9 +377,12 @@ func TestHandlersSucceed(t *testing.T) {
 	if err := json.Unmarshal(resp.Body(), &created); err != nil || resp.StatusCode() != 201 {
 		t.Fatalf("create: %d %s", resp.StatusCode(), resp.Body())
 	}
+	if created["created_at"] != created["updated_at"] || !strings.HasSuffix(created["created_at"].(string), "Z") {
+		t.Errorf("create timestamps %s", resp.Body())
+	}
 	delete(created, "created_at")
 	delete(created, "updated_at")
-	if got, _ := json.Marshal(created); string(got) != `{"creator_principal":{"id":"u-1","tenant_id":"acme","type":"user"},"id":"s-3","last_seq":0,"metadata":{"k":"v"},"title":"T"}` {
+	if got, _ := json.Marshal(created); string(got) != `{"archived":false,"creator_principal":{"id":"u-1","tenant_id":"acme","type":"user"},"id":"s-3","last_seq":0,"metadata":{"k":"v"},"tenant_id":"acme","title":"T","version":1}` {
 		t.Errorf("create body %s", resp.Body())
 	}
 	if st := f.sessions["s-3"]; st.TenantID != "acme" || st.Creator.ID != "u-1" {
@@ -337,7 +410,10 @@ func TestHandlersSucceed(t *testing.T) {
 	}
 
 	resp = request(s, "GET", "/v1/sessions/s-1", "", "")
-	if resp.StatusCode() != 200 || !strings.HasSuffix(string(resp.Body()), `"last_seq":2,"archived_seq":0}`) {
+	if resp.StatusCode() != 200 || string(resp.Body()) != `{"id":"s-1","title":null,"tenant_id":"acme",`+
+		`"creator_principal":{"tenant_id":"acme","id":"u-1","type":"user"},"metadata":{},`+
+		`"created_at":"2023-11-14T22:13:20.000000Z","updated_at":"2023-11-14T22:13:20.000000Z","version":1,`+
+		`"archived":false,"last_seq":2,"archived_seq":0}` {
 		t.Errorf("get: %d %s", resp.StatusCode(), resp.Body())
 	}
 	if !f.called("SessionState") {
@@ -345,7 +421,7 @@ func TestHandlersSucceed(t *testing.T) {
 	}
 
 	resp = request(s, "POST", "/v1/sessions/s-1/append", "application/json; charset=utf-8", appendJSON)
-	if resp.StatusCode() != 201 || string(resp.Body()) != `{"seq":3,"last_seq":3,"deduped":false}` {
+	if resp.StatusCode() != 201 || string(resp.Body()) != `{"seq":3,"last_seq":3,"deduped":false,"cursor":3,"committed_cursor":0}` {
 		t.Errorf("append: %d %s", resp.StatusCode(), resp.Body())
 	}
 	if a := f.appended[0]; a.SessionID != "s-1" || a.ProducerID != "w" || a.ProducerSeq != 1 || a.RequestID == 0 ||
@@ -418,7 +494,10 @@ func TestDataError(t *testing.T) {
 			`{"error":"producer_seq_conflict","message":"Producer w expected seq 3, got 5"}`, false},
 		{dataplane.ErrProducerReplayConflict, 409,
 			`{"error":"producer_replay_conflict","message":"Producer sequence was already used with different event content"}`, false},
-		{dataplane.ErrBacklog, 503, `{"error":"archive_backlog","message":"Node is refusing writes until the archive catches up"}`, false},
+		{dataplane.ErrBacklog, 429, `{"error":"event_store_backpressure","message":"Node is backpressuring writes due to event-store capacity"}`, false},
+		{&dataplane.ExpectedVersionConflictError{Expected: 2, Current: 5}, 409,
+			`{"error":"expected_version_conflict","message":"Expected version 2, current version is 5","current_version":5}`, false},
+		{dataplane.ErrMetadataTooLarge, 400, `{"error":"invalid_metadata","message":"Invalid metadata payload"}`, false},
 		{dataplane.ErrTimeout, 503, `{"error":"raft_timeout","message":"Cluster request timed out"}`, true},
 		{dataplane.ErrUnavailable, 503, `{"error":"raft_unavailable","message":"No available replicas"}`, true},
 		{dataplane.ErrArchiveUnavailable, 503, `{"error":"archive_read_unavailable","message":"Archive read unavailable"}`, true},
@@ -432,6 +511,9 @@ func TestDataError(t *testing.T) {
 		writeError(&ctx, s.dataError(&ctx, fmt.Errorf("append to s-1 via n2: %w", tc.err)))
 		if got := string(ctx.Response.Body()); ctx.Response.StatusCode() != tc.status || got != tc.body {
 			t.Errorf("%v: %d %s, want %d %s", tc.err, ctx.Response.StatusCode(), got, tc.status, tc.body)
+		}
+		if ra := string(ctx.Response.Header.Peek("Retry-After")); (tc.status == 429) != (ra == "1") {
+			t.Errorf("%v: Retry-After %q", tc.err, ra)
 		}
 		if logged := logs.Len() > 0; logged != tc.logged {
 			t.Errorf("%v: logged %v, want %v: %s", tc.err, logged, tc.logged, logs)
@@ -525,5 +607,105 @@ func TestTailUpgrade(t *testing.T) {
 	case got := <-rec.got:
 		t.Errorf("refused tail reached the TailServer: %+v", got)
 	default:
+	}
+}
+
+func TestDecodePatchBody(t *testing.T) {
+	big := `"` + strings.Repeat("x", fsm.MaxMetadataBytes) + `"`
+	tests := []struct {
+		body     string
+		want     *apiError
+		setTitle bool
+		title    string // "<nil>" for a null title
+		meta     string
+		expected uint64 // 0: none
+	}{
+		{body: ``, want: errInvalidSession},
+		{body: `{}`, want: errInvalidSession},
+		{body: `{"other":1}`, want: errInvalidSession},
+		{body: `[]`, want: errInvalidSession},
+		{body: `{"title":`, want: errInvalidSession},
+		{body: `{"title":1}`, want: errInvalidSession},
+		{body: `{"title":1,"metadata":[]}`, want: errInvalidSession},
+		{body: `{"title":"` + strings.Repeat("t", fsm.MaxTitleBytes+1) + `"}`, want: errInvalidSession},
+		{body: `{"metadata":null}`, want: errInvalidMetadata},
+		{body: `{"metadata":[]}`, want: errInvalidMetadata},
+		{body: `{"metadata":"x","expected_version":0}`, want: errInvalidMetadata},
+		{body: `{"metadata":{"k":` + big + `}}`, want: errInvalidMetadata},
+		{body: `{"metadata":{}}`, want: errInvalidSession},
+		{body: `{"metadata":{},"expected_version":"x"}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":0}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":-1}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":2.0}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":"x"}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":true}`, want: errInvalidSession},
+		{body: `{"title":"t","expected_version":9223372036854775808}`, want: errInvalidSession},
+		{body: `{"title":null}`, setTitle: true, title: "<nil>"},
+		{body: `{"title":""}`, setTitle: true, title: ""},
+		{body: `{"title":"T","metadata":{}}`, setTitle: true, title: "T", meta: `{}`},
+		{body: ` {"metadata":{"b":1,"a":{"z":null}}} `, meta: `{"a":{"z":null},"b":1}`},
+		{body: `{"metadata":{"a":1},"expected_version":null}`, meta: `{"a":1}`},
+		{body: `{"title":"t","expected_version":3}`, setTitle: true, title: "t", expected: 3},
+		{body: `{"title":"t","expected_version":"3"}`, setTitle: true, title: "t", expected: 3},
+		{body: `{"title":"t","extra":[1],"creator_principal":{}}`, setTitle: true, title: "t"},
+	}
+	for _, tc := range tests {
+		b, err := decodePatchBody([]byte(tc.body))
+		if err != tc.want {
+			t.Errorf("%.60s: error %v, want %v", tc.body, err, tc.want)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		title := "<nil>"
+		if b.title != nil {
+			title = *b.title
+		}
+		var exp uint64
+		if b.expectedVersion != nil {
+			exp = *b.expectedVersion
+		}
+		if b.setTitle != tc.setTitle || (tc.setTitle && title != tc.title) || string(b.metadata) != tc.meta || exp != tc.expected {
+			t.Errorf("%s: decoded %+v (title %q, metadata %s, expected %d)", tc.body, b, title, b.metadata, exp)
+		}
+	}
+}
+
+// TestHeaderRoutes: PATCH, archive and unarchive answers, and the list
+// filter reaching the data plane.
+func TestHeaderRoutes(t *testing.T) {
+	f := newFakePlane()
+	s, _ := testServer(f, fakeAuth{p: acmeUser}, Config{})
+	resp := request(s, "PATCH", "/v1/sessions/s-1", "application/json", `{"title":"Final","metadata":{"k":"v"},"expected_version":1}`)
+	body := string(resp.Body())
+	if resp.StatusCode() != 200 || !strings.HasPrefix(body, `{"id":"s-1","title":"Final","tenant_id":"acme","creator_principal":`) ||
+		!strings.Contains(body, `"metadata":{"k":"v"},"created_at":"2023-11-14T22:13:20.000000Z","updated_at":"`) ||
+		!strings.HasSuffix(body, `"version":2,"archived":false,"last_seq":2}`) {
+		t.Errorf("patch: %d %s", resp.StatusCode(), body)
+	}
+	resp = request(s, "PATCH", "/v1/sessions/s-1", "application/json", `{"title":"Again","expected_version":"1"}`)
+	if resp.StatusCode() != 409 || string(resp.Body()) !=
+		`{"error":"expected_version_conflict","message":"Expected version 1, current version is 2","current_version":2}` {
+		t.Errorf("conflict: %d %s", resp.StatusCode(), resp.Body())
+	}
+	for _, step := range []struct{ path, want string }{
+		{"archive", `"version":2,"archived":true}`},
+		{"archive", `"version":2,"archived":true}`},
+		{"unarchive", `"version":2,"archived":false}`},
+	} {
+		resp = request(s, "POST", "/v1/sessions/s-1/"+step.path, "application/json", `{}`)
+		if resp.StatusCode() != 200 || !strings.HasSuffix(string(resp.Body()), step.want) ||
+			strings.Contains(string(resp.Body()), "last_seq") {
+			t.Errorf("%s: %d %s", step.path, resp.StatusCode(), resp.Body())
+		}
+	}
+	for query, want := range map[string]fsm.ArchivedFilter{"": fsm.NotArchived, "?archived=false": fsm.NotArchived,
+		"?archived=true": fsm.OnlyArchived, "?archived=all": fsm.AnyArchived} {
+		f.listed = nil
+		if resp := request(s, "GET", "/v1/sessions"+query, "", ""); resp.StatusCode() != 200 || len(f.listed) != 1 ||
+			f.listed[0].Archived != want {
+			t.Errorf("list%s: %d, asked %+v", query, resp.StatusCode(), f.listed)
+		}
 	}
 }

@@ -150,9 +150,9 @@ func (a *JWTAuth) Close() {
 // The three 401 variants of docs/api.md#401-responses: same status and
 // body, different www-authenticate challenges (see challenge).
 var (
-	errAuthMissing   = &apiError{401, "unauthorized", "Unauthorized"}
-	errAuthMalformed = &apiError{401, "unauthorized", "Unauthorized"}
-	errAuthInvalid   = &apiError{401, "unauthorized", "Unauthorized"}
+	errAuthMissing   = &apiError{401, "unauthorized", "Unauthorized", nil}
+	errAuthMalformed = &apiError{401, "unauthorized", "Unauthorized", nil}
+	errAuthInvalid   = &apiError{401, "unauthorized", "Unauthorized", nil}
 )
 
 // challenge is the www-authenticate value an error carries: set for the

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"starcite/fsm"
 	"strings"
 	"unicode/utf8"
 )
@@ -134,13 +135,14 @@ const (
 
 // listQuery is the validated query of GET /v1/sessions.
 type listQuery struct {
-	limit   int
-	cursor  *string           // exclusive lower bound on the session id
-	filters map[string]string // exact-match filters on metadata; nil for none
+	archived fsm.ArchivedFilter
+	limit    int
+	cursor   *string           // exclusive lower bound on the session id
+	filters  map[string]string // exact-match filters on metadata; nil for none
 }
 
 // parseListQuery validates the list query in the order of docs/api.md#list:
-// limit, cursor, bracket-form metadata filter.
+// limit, cursor, archived, metadata filters.
 func parseListQuery(raw []byte) (listQuery, *apiError) {
 	params := decodeQuery(raw)
 	q := listQuery{limit: defaultListLimit}
@@ -159,6 +161,17 @@ func parseListQuery(raw []byte) (listQuery, *apiError) {
 		q.cursor = &cursor
 	case paramNested:
 		return listQuery{}, errInvalidCursor
+	}
+
+	switch v, form := lookupParam(params, "archived"); {
+	case form == paramAbsent || (form == paramString && string(v) == "false"):
+		q.archived = fsm.NotArchived
+	case form == paramString && string(v) == "true":
+		q.archived = fsm.OnlyArchived
+	case form == paramString && string(v) == "all":
+		q.archived = fsm.AnyArchived
+	default:
+		return listQuery{}, errInvalidListQuery
 	}
 
 	filters, ok := metadataFilters(params)

@@ -19,7 +19,8 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 
 // writeError writes an API error: {"error","message"}, or {"error"} for the
 // framework-level shapes (docs/api.md#errors), with the www-authenticate
-// challenge of a 401 (docs/api.md#401-responses).
+// challenge of a 401 (docs/api.md#401-responses) and the Retry-After of a
+// 429.
 func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"error":`...)
@@ -28,67 +29,62 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 		b = append(b, `,"message":`...)
 		b = jsonc.AppendString(b, e.message)
 	}
+	if len(e.extra) > 0 {
+		b = append(append(b, ','), e.extra...)
+	}
 	b = append(b, '}')
 	if c := e.challenge(); c != "" {
 		ctx.Response.Header.Set("www-authenticate", c)
 	}
+	if e == errBackpressure {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 	writeJSON(ctx, e.status, b)
 }
 
-// appendCreated renders the 201 body of a create: exactly the 7 keys of
-// docs/api.md#create, without tenant_id.
-func appendCreated(b []byte, s *fsm.SessionInfo) []byte {
-	b = append(b, `{"id":`...)
-	b = jsonc.AppendString(b, s.ID)
-	b = append(b, `,"title":`...)
-	b = appendOptString(b, s.Title)
-	b = append(b, `,"creator_principal":`...)
-	b = appendCreator(b, &s.Creator)
-	b = append(b, `,"metadata":`...)
-	b = append(b, s.Metadata...)
-	b = append(b, `,"last_seq":0,"created_at":"`...)
-	b = fsm.AppendTime(b, s.CreatedAt)
-	b = append(b, `","updated_at":"`...)
-	b = fsm.AppendTime(b, s.CreatedAt)
-	return append(b, `"}`...)
-}
+// Optional members of a session object.
+const (
+	withLastSeq     = 1 << iota // create, GET and PATCH
+	withArchivedSeq             // GET
+)
 
-// appendListItem renders a session as list items show it
-// (docs/api.md#list); withSeqs adds last_seq and archived_seq for GET
-// /v1/sessions/{id}.
-func appendListItem(b []byte, s *fsm.SessionInfo, withSeqs bool) []byte {
+// appendSession renders a session object: the header every session route
+// answers with (docs/api.md#session-object) plus the optional counters.
+// creator_principal is omitted when the session has none, never null.
+func appendSession(b []byte, s *fsm.SessionInfo, members int) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonc.AppendString(b, s.ID)
 	b = append(b, `,"title":`...)
 	b = appendOptString(b, s.Title)
 	b = append(b, `,"tenant_id":`...)
 	b = jsonc.AppendString(b, s.TenantID)
-	b = append(b, `,"creator_principal":`...)
-	b = appendCreator(b, &s.Creator)
+	if c := &s.Creator; *c != (fsm.Principal{}) {
+		b = append(b, `,"creator_principal":{"tenant_id":`...)
+		b = jsonc.AppendString(b, c.TenantID)
+		b = append(b, `,"id":`...)
+		b = jsonc.AppendString(b, c.ID)
+		b = append(b, `,"type":`...)
+		b = jsonc.AppendString(b, c.Type)
+		b = append(b, '}')
+	}
 	b = append(b, `,"metadata":`...)
 	b = append(b, s.Metadata...)
 	b = append(b, `,"created_at":"`...)
 	b = fsm.AppendTime(b, s.CreatedAt)
-	b = append(b, '"')
-	if withSeqs {
+	b = append(b, `","updated_at":"`...)
+	b = fsm.AppendTime(b, max(s.UpdatedAt, s.CreatedAt))
+	b = append(b, `","version":`...)
+	b = strconv.AppendUint(b, max(s.Version, 1), 10)
+	b = append(b, `,"archived":`...)
+	b = strconv.AppendBool(b, s.Archived)
+	if members&withLastSeq != 0 {
 		b = append(b, `,"last_seq":`...)
 		b = strconv.AppendUint(b, s.LastSeq, 10)
+	}
+	if members&withArchivedSeq != 0 {
 		b = append(b, `,"archived_seq":`...)
 		b = strconv.AppendUint(b, s.ArchivedSeq, 10)
 	}
-	return append(b, '}')
-}
-
-func appendCreator(b []byte, p *fsm.Principal) []byte {
-	if p.TenantID == "" && p.ID == "" && p.Type == "" {
-		return append(b, "null"...)
-	}
-	b = append(b, `{"tenant_id":`...)
-	b = jsonc.AppendString(b, p.TenantID)
-	b = append(b, `,"id":`...)
-	b = jsonc.AppendString(b, p.ID)
-	b = append(b, `,"type":`...)
-	b = jsonc.AppendString(b, p.Type)
 	return append(b, '}')
 }
 

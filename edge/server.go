@@ -75,6 +75,10 @@ type DataPlane interface {
 	// included, read through consensus.
 	SessionState(ctx context.Context, id string) (fsm.SessionInfo, error)
 	List(ctx context.Context, q fsm.ListQuery) ([]fsm.SessionInfo, error)
+	// UpdateSession and SetArchived change the session header and return
+	// the session as the change left it.
+	UpdateSession(ctx context.Context, u *fsm.UpdateSession) (fsm.SessionInfo, error)
+	SetArchived(ctx context.Context, a *fsm.SetArchived) (fsm.SessionInfo, error)
 	Events(ctx context.Context, id string, after uint64, limit int, linearizable bool) (dataplane.Page, error)
 	// Health is the node's readiness: "" when ready, else the reason,
 	// and the consensus probe behind it.
@@ -112,7 +116,7 @@ var (
 
 // errTooManyConnections answers a request that arrives on a connection
 // beyond STARCITE_MAX_CONNECTIONS.
-var errTooManyConnections = &apiError{503, "too_many_connections", "Node connection limit reached"}
+var errTooManyConnections = &apiError{503, "too_many_connections", "Node connection limit reached", nil}
 
 // connOpened and connClosed keep the count of open client connections.
 func (s *Server) connOpened() { s.conns.Add(1); httpConnections.Inc() }
@@ -280,6 +284,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, segs []string) (string, handler
 		return "list", s.list, ""
 	case len(rest) == 1 && get:
 		return "get", s.getSession, rest[0]
+	case len(rest) == 1 && ctx.IsPatch():
+		return "patch", s.patchSession, rest[0]
+	case len(rest) == 2 && rest[1] == "archive" && post:
+		return "archive", s.archiveSession, rest[0]
+	case len(rest) == 2 && rest[1] == "unarchive" && post:
+		return "unarchive", s.unarchiveSession, rest[0]
 	case len(rest) == 2 && rest[1] == "append" && post:
 		return "append", s.append, rest[0]
 	case len(rest) == 2 && rest[1] == "events" && get:
@@ -338,7 +348,7 @@ func logPath(ctx *fasthttp.RequestCtx) string {
 // what the client cannot be told.
 func (s *Server) dataError(ctx *fasthttp.RequestCtx, err error) *apiError {
 	e := apiErrorOf(err)
-	if e.status >= 500 && e != errArchiveBacklog {
+	if e.status >= 500 {
 		s.log.Warn("request failed", "method", string(ctx.Method()), "path", logPath(ctx), "err", err)
 	}
 	return e

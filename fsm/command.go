@@ -291,11 +291,12 @@ func (s Status) String() string {
 
 // AppendResult is the outcome of one append.
 type AppendResult struct {
-	Status   Status
-	Seq      uint64 // the event's seq (the original one when deduped)
-	LastSeq  uint64 // the session's last_seq after the command
-	Expected uint64
-	Actual   uint64
+	Status      Status
+	Seq         uint64 // the event's seq (the original one when deduped)
+	LastSeq     uint64 // the session's last_seq after the command
+	Expected    uint64
+	Actual      uint64
+	ArchivedSeq uint64 // the session's archived_seq (the append reply's committed_cursor)
 }
 
 // Result mirrors Dragonboat's sm.Result so the core does not import it:
@@ -305,8 +306,11 @@ type Result struct {
 	Data  []byte
 }
 
+// encodeAppendResults writes the results, then each result's archived_seq
+// as a trailer: a node of the previous version, which reads only the
+// records before it, still decodes what this one returns.
 func encodeAppendResults(rs []AppendResult) []byte {
-	e := encoder{b: make([]byte, 0, 1+len(rs)*8)}
+	e := encoder{b: make([]byte, 0, 1+len(rs)*10)}
 	e.uvarint(uint64(len(rs)))
 	for _, r := range rs {
 		e.byte(byte(r.Status))
@@ -315,11 +319,15 @@ func encodeAppendResults(rs []AppendResult) []byte {
 		e.uvarint(r.Expected)
 		e.uvarint(r.Actual)
 	}
+	for _, r := range rs {
+		e.uvarint(r.ArchivedSeq)
+	}
 	return e.b
 }
 
 // DecodeAppendResults reads the per-append outcomes of an append_event or
-// append_events entry from its result data.
+// append_events entry from its result data. Results of the previous
+// version, without the trailer, read with ArchivedSeq 0.
 func DecodeAppendResults(data []byte) ([]AppendResult, error) {
 	d := decoder{b: data}
 	n := d.count(5)
@@ -327,6 +335,11 @@ func DecodeAppendResults(data []byte) ([]AppendResult, error) {
 	for i := range rs {
 		rs[i] = AppendResult{Status: Status(d.byte()), Seq: d.uvarint(), LastSeq: d.uvarint(),
 			Expected: d.uvarint(), Actual: d.uvarint()}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		for i := range rs {
+			rs[i].ArchivedSeq = d.uvarint()
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode append results: %w", d.err)

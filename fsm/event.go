@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,12 +13,15 @@ import (
 )
 
 // Event is one committed event as the hot tier holds it. JSON is the event
-// object exactly as tail frames, the events route and the archives carry it:
+// object exactly as tail frames, channel pushes, the events route and the
+// archives carry it (docs/api.md#event-object):
 //
-//	{"seq":N,"type":..,"payload":..,"actor":..,"producer_id":..,"producer_seq":N,
+//	{"seq":N,"cursor":N,"type":..,"payload":..,"actor":..,"producer_id":..,"producer_seq":N,
 //	 "source":..,"metadata":..,"refs":..,"idempotency_key":..,"inserted_at":"..Z","tenant_id":..}
 //
-// It is built once, when the entry is applied, and never changes.
+// cursor always equals seq; source is absent when the append had none
+// (never null). It is built once, when the entry is applied, and never
+// changes.
 type Event struct {
 	Seq  uint64
 	JSON []byte
@@ -39,8 +43,13 @@ type Content struct {
 	IdempotencyKey *string
 }
 
-// AppendJSON writes the content's object members, without braces.
-func (c *Content) AppendJSON(dst []byte) []byte {
+// AppendJSON writes the content's object members, without braces: the
+// form dedupe hashes, with "source":null when there is none.
+func (c *Content) AppendJSON(dst []byte) []byte { return c.appendMembers(dst, true) }
+
+// appendMembers writes the content's members; without nullSource, an
+// absent source is left out (the event object's form).
+func (c *Content) appendMembers(dst []byte, nullSource bool) []byte {
 	dst = append(dst, `"type":`...)
 	dst = jsonc.AppendString(dst, c.Type)
 	dst = append(dst, `,"payload":`...)
@@ -51,8 +60,10 @@ func (c *Content) AppendJSON(dst []byte) []byte {
 	dst = jsonc.AppendString(dst, c.ProducerID)
 	dst = append(dst, `,"producer_seq":`...)
 	dst = strconv.AppendUint(dst, c.ProducerSeq, 10)
-	dst = append(dst, `,"source":`...)
-	dst = appendNullableString(dst, c.Source)
+	if c.Source != nil || nullSource {
+		dst = append(dst, `,"source":`...)
+		dst = appendNullableString(dst, c.Source)
+	}
 	dst = append(dst, `,"metadata":`...)
 	dst = append(dst, c.Metadata...)
 	dst = append(dst, `,"refs":`...)
@@ -71,7 +82,7 @@ func (c *Content) Hash() [32]byte {
 // the content, the commit time and the tenant. It is what an append command
 // carries, so that applying it only has to prefix the seq.
 func AppendBody(dst []byte, c *Content, insertedAt int64, tenantID string) []byte {
-	dst = c.AppendJSON(dst)
+	dst = c.appendMembers(dst, false)
 	dst = append(dst, `,"inserted_at":`...)
 	dst = append(dst, '"')
 	dst = AppendTime(dst, insertedAt)
@@ -80,18 +91,51 @@ func AppendBody(dst []byte, c *Content, insertedAt int64, tenantID string) []byt
 	return jsonc.AppendString(dst, tenantID)
 }
 
-// EventJSON builds the event object from its seq and body.
+// EventJSON builds the event object from its seq and body. A body of the
+// previous layout (proposed by an older node, or in the log from before)
+// carries "source":null, which is left out.
 func EventJSON(seq uint64, body []byte) []byte {
-	b := appendSeqPrefix(make([]byte, 0, len(body)+32), seq)
+	b := appendEventPrefix(make([]byte, 0, len(body)+48), seq)
+	if i := bytes.Index(body, nullSource); i >= 0 {
+		// Unambiguous: in canonical JSON a nested object cannot hold
+		// "metadata" after "source" (keys are sorted), and a string
+		// cannot hold an unescaped quote.
+		b = append(b, body[:i]...)
+		body = body[i+len(`,"source":null`):]
+	}
 	b = append(b, body...)
 	return append(b, '}')
 }
 
-// appendSeqPrefix writes `{"seq":N,`, the start of every event object.
+// nullSource is where a body of the previous layout has its null source.
+var nullSource = []byte(`,"source":null,"metadata":`)
+
+// appendSeqPrefix writes `{"seq":N,`, the start of every event object of
+// any layout.
 func appendSeqPrefix(dst []byte, seq uint64) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	return append(dst, ',')
+}
+
+// appendEventPrefix writes `{"seq":N,"cursor":N,`, the start of every
+// event object this version builds.
+func appendEventPrefix(dst []byte, seq uint64) []byte {
+	dst = appendSeqPrefix(dst, seq)
+	dst = append(dst, `"cursor":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, ',')
+}
+
+// upgradeEventJSON returns an event object of an earlier layout (no
+// cursor, "source":null) in the current one; one already in it is
+// returned as is. The object must start with its seq (the caller checks).
+func upgradeEventJSON(seq uint64, js []byte) []byte {
+	head := appendEventPrefix(make([]byte, 0, 48), seq)
+	if bytes.HasPrefix(js, head) {
+		return js
+	}
+	return EventJSON(seq, js[len(appendSeqPrefix(head[:0], seq)):len(js)-1])
 }
 
 func appendNullableString(dst []byte, s *string) []byte {

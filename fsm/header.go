@@ -13,7 +13,7 @@ type Principal struct {
 }
 
 // Header is a session's descriptive record: what GET /v1/sessions/{id}
-// returns apart from the event counters (docs/api.md, "Session header").
+// returns apart from the event counters (docs/api.md#session-object).
 // It is a plain value, serialised whole by AppendHeader and ParseHeader, so
 // it can travel on its own: in snapshots, in command results, to the
 // lifecycle feed, and into the archive when an idle session is frozen.

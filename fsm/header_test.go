@@ -277,10 +277,15 @@ func TestSnapshotV1Restores(t *testing.T) {
 		}
 	}
 	checkInvariants(t, got)
-	// While no header changed, this build writes exactly what the previous
-	// one did, so that build can still read it.
-	if b := snapshotBytes(t, want); !bytes.Equal(b, v1) {
-		t.Fatal("a state without header changes is not written as the previous build wrote it")
+	// While no header changed, this build writes format 1, which the
+	// previous build reads: its checks are those of restoreSessionV1 (event
+	// objects need only start with their seq, and now also carry cursor).
+	b1 := snapshotBytes(t, want)
+	if !bytes.HasPrefix(b1, []byte(snapshotMagicV1)) {
+		t.Fatalf("a state without header changes is written as %q", b1[:8])
+	}
+	if again, err := ReadSnapshot(bytes.NewReader(b1)); err != nil || !again.Equal(want) {
+		t.Fatalf("format 1 round trip: %v", err)
 	}
 	// Once a header changes, the next snapshot is format 2, and restores.
 	if r, _ := applyHeader(t, got, update("s1", 0, created+1, nil, false, `{"n":1}`, u64(1))); r.Status != StatusOK || r.Session.Version != 2 {
@@ -373,5 +378,37 @@ func TestStateMachineNotifiesChanges(t *testing.T) {
 	}
 	if last := out.Changes[3].Header; last.Version != 2 || last.Archived || *last.Title != "new" || last.UpdatedAt != created+4 {
 		t.Fatalf("last change header %+v", last)
+	}
+}
+
+// TestAppendResultsCarryArchivedSeq: every append result reports the
+// session's archived_seq, and results without that trailer (written by
+// the previous version) still decode.
+func TestAppendResultsCarryArchivedSeq(t *testing.T) {
+	s := NewState()
+	apply(t, s, createCmd("s", 1))
+	for i := uint64(1); i <= 3; i++ {
+		applyAppend(t, s, appendCmd("s", content("p", i, "x"), nil, 0))
+	}
+	apply(t, s, EncodeAckArchived([]ArchiveMark{{SessionID: "s", Seq: 2}}))
+	r, _ := applyAppend(t, s, appendCmd("s", content("p", 4, "x"), nil, 0))
+	if r.Seq != 4 || r.ArchivedSeq != 2 {
+		t.Fatalf("append after ack: %+v", r)
+	}
+	if r, _ := applyAppend(t, s, appendCmd("s", content("p", 4, "x"), nil, 0)); r.Status != StatusDeduped || r.ArchivedSeq != 2 {
+		t.Fatalf("dedupe: %+v", r)
+	}
+	if r, _ := applyAppend(t, s, appendCmd("s", content("p", 9, "x"), nil, 0)); r.Status != StatusProducerSeqConflict || r.ArchivedSeq != 2 {
+		t.Fatalf("conflict: %+v", r)
+	}
+	// The previous layout: the records without the trailer.
+	old := []byte{1, byte(StatusOK), 4, 4, 0, 0}
+	rs, err := DecodeAppendResults(old)
+	if err != nil || len(rs) != 1 || rs[0].Seq != 4 || rs[0].ArchivedSeq != 0 {
+		t.Fatalf("previous layout: %+v, %v", rs, err)
+	}
+	full := encodeAppendResults([]AppendResult{{Status: StatusOK, Seq: 4, LastSeq: 4, ArchivedSeq: 2}})
+	if !bytes.HasPrefix(full, old) {
+		t.Fatalf("the trailer is not after the previous layout: %v", full)
 	}
 }

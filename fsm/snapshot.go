@@ -15,9 +15,10 @@ import (
 // the request id of the last header change. Format 1 snapshots still
 // restore (updated_at = created_at, version 1, not archived), and as long
 // as no session header was changed since its create this build still
-// writes format 1, byte for byte what the previous build wrote: a node of
-// that build can then still read the snapshots of this one (a rolling
-// upgrade, a rollback) until someone updates or archives a session.
+// writes format 1: a node of the previous build can then still read the
+// snapshots of this one (a rolling upgrade, a rollback) until someone
+// updates or archives a session. Event objects of an earlier layout are
+// brought to the current one when read (upgradeEventJSON).
 const (
 	snapshotMagic   = "STCSNAP2"
 	snapshotMagicV1 = "STCSNAP1"
@@ -252,8 +253,11 @@ func (d *decoder) snapEvents(ss *session) error {
 	}
 	for i := range ss.events {
 		ev := Event{Seq: in.ArchivedSeq + 1 + uint64(i), JSON: d.bytes()}
-		if d.err == nil && !bytes.HasPrefix(ev.JSON, appendSeqPrefix(nil, ev.Seq)) {
+		if d.err == nil && (!bytes.HasPrefix(ev.JSON, appendSeqPrefix(nil, ev.Seq)) || ev.JSON[len(ev.JSON)-1] != '}') {
 			return fmt.Errorf("session %q: event %d does not start with its seq", in.ID, ev.Seq)
+		}
+		if d.err == nil {
+			ev.JSON = upgradeEventJSON(ev.Seq, ev.JSON) // written by an earlier version
 		}
 		ss.events[i] = ev
 		ss.hotBytes += int64(len(ev.JSON) + eventOverhead)

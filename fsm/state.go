@@ -232,14 +232,23 @@ func (s *State) setArchived(a *SetArchived, out *Output) HeaderResult {
 	return HeaderResult{Status: StatusOK, Session: ss.info, Changed: true}
 }
 
-// appendEvent applies the producer rules of docs/api.md#producer-sequencing
-// and docs/api.md#expected-seq in the order of docs/decisions.md#d4: an
-// exact retry dedupes first, then expected_seq, then producer sequencing.
+// appendEvent appends one event to its session and reports the session's
+// archived_seq with the outcome.
 func (s *State) appendEvent(a *AppendEvent, out *Output) AppendResult {
 	ss, ok := s.sessions[a.SessionID]
 	if !ok {
 		return AppendResult{Status: StatusSessionNotFound}
 	}
+	r := s.applyProducerRules(ss, a, out)
+	r.ArchivedSeq = ss.info.ArchivedSeq
+	return r
+}
+
+// applyProducerRules applies the rules of
+// docs/api.md#producer-sequencing and docs/api.md#expected-seq in the
+// order of docs/decisions.md#d4: an exact retry dedupes first, then
+// expected_seq, then producer sequencing.
+func (s *State) applyProducerRules(ss *session, a *AppendEvent, out *Output) AppendResult {
 	last := ss.info.LastSeq
 	cur, known := ss.producers.get(a.ProducerID)
 	if known && a.ProducerSeq == cur.producerSeq && a.Hash == cur.hash {

@@ -154,7 +154,7 @@ func TestAppendRules(t *testing.T) {
 		t.Fatalf("events = %d, last = %d", len(r.Events), r.LastSeq)
 	}
 	for i, ev := range r.Events {
-		if ev.Seq != uint64(i+1) || !bytes.HasPrefix(ev.JSON, []byte(`{"seq":`+strconv.Itoa(i+1)+`,"type":"msg"`)) {
+		if ev.Seq != uint64(i+1) || !bytes.HasPrefix(ev.JSON, []byte(`{"seq":`+strconv.Itoa(i+1)+`,"cursor":`+strconv.Itoa(i+1)+`,"type":"msg"`)) {
 			t.Fatalf("event %d = %d %s", i, ev.Seq, ev.JSON)
 		}
 	}
@@ -577,7 +577,7 @@ func TestEventJSONParsesBack(t *testing.T) {
 	c := Content{Type: "t", Payload: []byte(`{"a":[1,2.5,"x\n"]}`), Actor: "user:u", ProducerID: "w",
 		ProducerSeq: 8, Source: &src, Metadata: []byte(`{"m":{}}`), Refs: []byte(`{"to_seq":"5"}`), IdempotencyKey: &key}
 	js := EventJSON(42, AppendBody(nil, &c, 1_772_366_401_123_456, "acme"))
-	want := `{"seq":42,"type":"t","payload":{"a":[1,2.5,"x\n"]},"actor":"user:u","producer_id":"w","producer_seq":8,` +
+	want := `{"seq":42,"cursor":42,"type":"t","payload":{"a":[1,2.5,"x\n"]},"actor":"user:u","producer_id":"w","producer_seq":8,` +
 		`"source":"agent","metadata":{"m":{}},"refs":{"to_seq":"5"},"idempotency_key":"k1",` +
 		`"inserted_at":"2026-03-01T12:00:01.123456Z","tenant_id":"acme"}`
 	if string(js) != want {
@@ -597,8 +597,8 @@ func TestEventJSONParsesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = `{"seq":3,"type":"t","payload":{"a":2,"b":1},"actor":"user:u","producer_id":"w","producer_seq":1,` +
-		`"source":null,"metadata":{},"refs":{},"idempotency_key":null,"inserted_at":"2026-03-01T12:00:01.000000Z","tenant_id":"acme"}`
+	want = `{"seq":3,"cursor":3,"type":"t","payload":{"a":2,"b":1},"actor":"user:u","producer_id":"w","producer_seq":1,` +
+		`"metadata":{},"refs":{},"idempotency_key":null,"inserted_at":"2026-03-01T12:00:01.000000Z","tenant_id":"acme"}`
 	if got := string(se.JSON("acme")); got != want {
 		t.Fatalf("upstream line\n got %s\nwant %s", got, want)
 	}
@@ -609,6 +609,22 @@ func TestEventJSONParsesBack(t *testing.T) {
 	}
 	if _, err := jsonc.Parse(js); err != nil {
 		t.Fatalf("event JSON is not valid: %v", err)
+	}
+	// The previous layout (no cursor, "source":null), as older logs,
+	// snapshots and archives hold it, reads as the current one; a null
+	// source nested in the payload stays.
+	c.Source = nil
+	c.Payload = []byte(`{"n":{"source":null},"source":null}`)
+	prev := `{"seq":42,` + string(c.AppendJSON(nil)) + `,"inserted_at":"2026-03-01T12:00:01.123456Z","tenant_id":"acme"}`
+	cur := EventJSON(42, AppendBody(nil, &c, 1_772_366_401_123_456, "acme"))
+	if bytes.Contains(cur, []byte(`"producer_seq":8,"source"`)) || !bytes.Contains(cur, []byte(`{"n":{"source":null},"source":null}`)) {
+		t.Fatalf("without a source: %s", cur)
+	}
+	for _, got := range [][]byte{upgradeEventJSON(42, []byte(prev)), EventJSON(42, []byte(prev[len(`{"seq":42,`):len(prev)-1])),
+		upgradeEventJSON(42, cur)} {
+		if !bytes.Equal(got, cur) {
+			t.Fatalf("previous layout\n got %s\nwant %s", got, cur)
+		}
 	}
 }
 

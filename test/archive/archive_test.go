@@ -1,7 +1,7 @@
 // Package archive tests the archive end to end for each adapter against a
 // real node: events archived and evicted come back byte-identical from
 // cold replay; an archive outage keeps appends going until the pending
-// budget, then refuses them with 503 archive_backlog, and drains when the
+// budget, then refuses them with 429 event_store_backpressure, and drains when the
 // archive returns; a replay that needs the archive while it is down closes
 // 1011 (a tail channel gets phx_error); a node killed while flushing
 // re-flushes without loss or duplicates.
@@ -219,9 +219,9 @@ func testBackend(t *testing.T, b backend) {
 		t.Fatalf("hot replay during the outage: %v", err)
 	}
 
-	// 3. Appends continue until the pending budget, then 503
-	// archive_backlog; nothing acknowledged is lost, and the backlog
-	// drains when the archive is back.
+	// 3. Appends continue until the pending budget, then 429
+	// event_store_backpressure with Retry-After: 1; nothing acknowledged
+	// is lost, and the backlog drains when the archive is back.
 	n.CreateSession("bl", nil)
 	blob := strings.Repeat("b", 20<<10)
 	acked := uint64(0)
@@ -230,9 +230,14 @@ func testBackend(t *testing.T, b backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st == 503 {
-			if e := harness.JSON(t, body); e["error"] != "archive_backlog" {
+		if st == 429 {
+			if e := harness.JSON(t, body); e["error"] != "event_store_backpressure" {
 				t.Fatalf("refusal at the budget: %s", body)
+			}
+			r, err := n.TryRequest("POST", "/v1/sessions/bl/append", map[string]any{"type": "msg",
+				"payload": map[string]any{"blob": blob}, "producer_id": "w", "producer_seq": i}, nil)
+			if err != nil || r.Status != 429 || r.Header.Get("Retry-After") != "1" {
+				t.Fatalf("refusal repeated: %d, Retry-After %q, %v", r.Status, r.Header.Get("Retry-After"), err)
 			}
 			break
 		}

@@ -25,8 +25,8 @@ func TestContractAppend(t *testing.T) {
 		wantAppend(t, appendReq(t, n, "ap", `{"type":"nums","payload":{"i":1,"f":1.0,"e":1E2,"big":123456789012345678901234567890,"neg":-0.5,"tiny":1e-7},"producer_id":"p2","producer_seq":2}`), 4, 4, false)
 		wantJSON(t, "payload 4", eventAt(t, n, "ap", 4)["payload"], `{"i":1,"f":1.0,"e":100.0,"big":123456789012345678901234567890,"neg":-0.5,"tiny":0.0000001}`)
 		ev := eventAt(t, n, "ap", 1)
-		wantJSON(t, "event 1", ev, fmt.Sprintf(`{"seq":1,"type":"msg","payload":{},"actor":"service:service","producer_id":"p1","producer_seq":1,
-			"source":null,"metadata":{"starcite_principal":%s},"refs":{},"idempotency_key":null,"inserted_at":%q,"tenant_id":"service"}`,
+		wantJSON(t, "event 1", ev, fmt.Sprintf(`{"seq":1,"cursor":1,"type":"msg","payload":{},"actor":"service:service","producer_id":"p1","producer_seq":1,
+			"metadata":{"starcite_principal":%s},"refs":{},"idempotency_key":null,"inserted_at":%q,"tenant_id":"service"}`,
 			servicePrincipal, ev["inserted_at"]))
 		wantTimestamp(t, "inserted_at", ev["inserted_at"])
 		wantJSON(t, "payload 2", eventAt(t, n, "ap", 2)["payload"], `{"a":[1,2.5,"x",null,true,{}]}`)
@@ -242,6 +242,9 @@ func TestContractAppend(t *testing.T) {
 			ev := eventAt(t, n, "fields", seq)
 			what := fmt.Sprintf("%s -> event %d", body, seq)
 			wantJSON(t, what+" actor", ev["actor"], c.actor)
+			if src, present := ev["source"]; c.source == `null` && present {
+				t.Errorf("%s: source %#v, want the key absent", what, src)
+			}
 			wantJSON(t, what+" source", ev["source"], c.source)
 			wantJSON(t, what+" idempotency_key", ev["idempotency_key"], c.idem)
 			wantJSON(t, what+" refs", ev["refs"], c.refs)

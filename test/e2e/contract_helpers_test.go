@@ -55,13 +55,14 @@ const (
 	msgSessionNotFound  = "Session was not found"
 	msgSessionExists    = "Session already exists"
 	msgProducerReplay   = "Producer sequence was already used with different event content"
-	anyMessage          = "\x00any" // the contract gives no message: any non-empty string
-	maxBody             = 8_000_000 // docs/decisions.md#d2
-	eventKeys           = "seq type payload actor producer_id producer_seq source metadata refs idempotency_key inserted_at tenant_id"
-	createKeys          = "id title creator_principal metadata last_seq created_at updated_at"
-	listItemKeys        = "id title tenant_id creator_principal metadata created_at"
+	anyMessage          = "\x00any"                                                                                                    // the contract gives no message: any non-empty string
+	maxBody             = 8_000_000                                                                                                    // docs/decisions.md#d2
+	eventKeys           = "seq cursor type payload actor producer_id producer_seq metadata refs idempotency_key inserted_at tenant_id" // + source when set
+	listItemKeys        = "id title tenant_id creator_principal metadata created_at updated_at version archived"
+	createKeys          = listItemKeys + " last_seq"
+	patchKeys           = listItemKeys + " last_seq"
 	sessionKeys         = listItemKeys + " last_seq archived_seq"
-	appendKeys          = "seq last_seq deduped"
+	appendKeys          = "seq last_seq deduped cursor committed_cursor"
 	eventsPageKeys      = "events next_cursor last_seq"
 	listPageKeys        = "sessions next_cursor"
 	errorKeys           = "error message"
@@ -348,8 +349,10 @@ func wantAppend(t testing.TB, r resp, seq, lastSeq int64, deduped bool) {
 	}
 	m := object(t, r)
 	wantKeys(t, r.String(), m, appendKeys)
-	if num(t, "seq", m["seq"]) != seq || num(t, "last_seq", m["last_seq"]) != lastSeq || m["deduped"] != deduped {
-		t.Errorf("%s: want {\"seq\":%d,\"last_seq\":%d,\"deduped\":%v}", r, seq, lastSeq, deduped)
+	if num(t, "seq", m["seq"]) != seq || num(t, "last_seq", m["last_seq"]) != lastSeq || m["deduped"] != deduped ||
+		num(t, "cursor", m["cursor"]) != seq || num(t, "committed_cursor", m["committed_cursor"]) > lastSeq {
+		t.Errorf("%s: want {\"seq\":%d,\"last_seq\":%d,\"deduped\":%v,\"cursor\":%d,\"committed_cursor\":<= last_seq}",
+			r, seq, lastSeq, deduped, seq)
 	}
 }
 
@@ -387,7 +390,17 @@ func eventsOf(t testing.TB, n *harness.Node, id, query string) (events []map[str
 		if !ok {
 			t.Fatalf("%s: event %d is not an object", r, i)
 		}
-		wantKeys(t, fmt.Sprintf("%s: event %d", r, i), ev, eventKeys)
+		keys := eventKeys
+		if src, ok := ev["source"]; ok {
+			keys += " source"
+			if _, isString := src.(string); !isString {
+				t.Errorf("%s: event %d source %#v: a string or absent, never null", r, i, src)
+			}
+		}
+		wantKeys(t, fmt.Sprintf("%s: event %d", r, i), ev, keys)
+		if num(t, "cursor", ev["cursor"]) != num(t, "seq", ev["seq"]) {
+			t.Errorf("%s: event %d cursor %v, seq %v", r, i, ev["cursor"], ev["seq"])
+		}
 		events = append(events, ev)
 	}
 	return events, m["next_cursor"], num(t, "last_seq", m["last_seq"])

@@ -27,8 +27,8 @@ func TestContractReadRoutes(t *testing.T) {
 	t.Run("session", func(t *testing.T) {
 		s := getSession(t, n, "r250")
 		wantJSON(t, "session", s, fmt.Sprintf(`{"id":"r250","title":"reads","tenant_id":"service","creator_principal":%s,
-			"metadata":{"k":"v"},"created_at":%q,"last_seq":%d,"archived_seq":%s}`,
-			serviceCreator, created["created_at"], total, s["archived_seq"]))
+			"metadata":{"k":"v"},"created_at":%q,"updated_at":%q,"version":1,"archived":false,"last_seq":%d,"archived_seq":%s}`,
+			serviceCreator, created["created_at"], created["created_at"], total, s["archived_seq"]))
 		wantTimestamp(t, "created_at", s["created_at"])
 		if a := num(t, "archived_seq", s["archived_seq"]); a < 0 || a > total {
 			t.Errorf("archived_seq %d outside 0..%d", a, total)
@@ -56,14 +56,14 @@ func TestContractReadRoutes(t *testing.T) {
 			seq := int64(i + 1)
 			wantTimestamp(t, fmt.Sprintf("event %d inserted_at", seq), ev["inserted_at"])
 			if seq == 7 {
-				wantJSON(t, "event 7", ev, fmt.Sprintf(`{"seq":7,"type":"t1","payload":{"i":7},"actor":"service:service","producer_id":"p",
+				wantJSON(t, "event 7", ev, fmt.Sprintf(`{"seq":7,"cursor":7,"type":"t1","payload":{"i":7},"actor":"service:service","producer_id":"p",
 					"producer_seq":7,"source":"agent","metadata":{"role":"w","starcite_principal":%s},"refs":{"to_seq":"6","request_id":"req"},
 					"idempotency_key":"ik-7","inserted_at":%q,"tenant_id":"service"}`, servicePrincipal, ev["inserted_at"]))
 				continue
 			}
-			wantJSON(t, fmt.Sprintf("event %d", seq), ev, fmt.Sprintf(`{"seq":%d,"type":"t%d","payload":{"i":%d},"actor":"service:service",
-				"producer_id":"p","producer_seq":%d,"source":null,"metadata":{"starcite_principal":%s},"refs":{},"idempotency_key":null,
-				"inserted_at":%q,"tenant_id":"service"}`, seq, seq%3, seq, seq, servicePrincipal, ev["inserted_at"]))
+			wantJSON(t, fmt.Sprintf("event %d", seq), ev, fmt.Sprintf(`{"seq":%d,"cursor":%d,"type":"t%d","payload":{"i":%d},"actor":"service:service",
+				"producer_id":"p","producer_seq":%d,"metadata":{"starcite_principal":%s},"refs":{},"idempotency_key":null,
+				"inserted_at":%q,"tenant_id":"service"}`, seq, seq, seq%3, seq, seq, servicePrincipal, ev["inserted_at"]))
 		}
 	})
 

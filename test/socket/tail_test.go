@@ -190,24 +190,21 @@ func TestTailEvents(t *testing.T) {
 }
 
 // checkEvent: the event object of a push carries no epoch, no null the
-// SDK rejects, and inserted_at in UTC with Z; its cursor is its seq. (The
-// shared event object does not carry cursor, and still writes a null
-// source, until the session-header work of this issue changes it; then
-// both become unconditional here.)
+// SDK rejects, and inserted_at in UTC with Z; its cursor is its seq.
 func checkEvent(t testing.TB, ev harness.PhxEvent) {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(ev.Raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := m["cursor"].(float64); ok && uint64(c) != ev.Seq {
+	if c, ok := m["cursor"].(float64); !ok || uint64(c) != ev.Seq {
 		t.Fatalf("cursor %v, seq %d: %s", m["cursor"], ev.Seq, ev.Raw)
 	}
 	if _, ok := m["epoch"]; ok {
 		t.Fatalf("epoch on the wire: %s", ev.Raw)
 	}
 	for _, k := range []string{"source", "metadata", "refs", "inserted_at", "producer_id", "producer_seq"} {
-		if v, ok := m[k]; ok && v == nil && k != "source" {
+		if v, ok := m[k]; ok && v == nil {
 			t.Fatalf("%s is null: %s", k, ev.Raw)
 		}
 	}
