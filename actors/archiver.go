@@ -68,6 +68,10 @@ type ArchiverPlane interface {
 	AckArchived(ctx context.Context, group int, marks []fsm.ArchiveMark) error
 	Session(ctx context.Context, id string) (fsm.SessionInfo, error)
 	HotBytes() int64
+	// Self and Placement name this node and the write nodes, for the
+	// one-archive check (archive_marker.go).
+	Self() string
+	Placement() *dataplane.Placement
 }
 
 // Archiver moves committed events to the archive: every interval, for the
@@ -79,7 +83,8 @@ type ArchiverPlane interface {
 // A cycle runs on its own goroutine and reports back with a message, so
 // the actor stays responsive to inspection while the archive is slow.
 // Failures leave the events hot, back off up to 30 s and are logged once
-// per streak.
+// per streak. It also checks that every node uses this node's archive
+// (archive_marker.go).
 type Archiver struct {
 	act.Actor
 	plane    ArchiverPlane
@@ -94,6 +99,7 @@ type Archiver struct {
 	cycles    int
 	archived  uint64
 	lastCycle time.Time
+	markers   *markerCheck
 }
 
 // NewArchiver returns the factory of the archiver.
@@ -105,6 +111,10 @@ func NewArchiver(p ArchiverPlane, store archive.Adapter, interval time.Duration)
 
 func (a *Archiver) Init(args ...any) error {
 	a.after = map[int]string{}
+	a.markers = newMarkerCheck()
+	if err := a.Send(a.PID(), markerTick{}); err != nil {
+		return err
+	}
 	_, err := a.SendAfter(a.PID(), archiveTick{}, a.interval)
 	return err
 }
@@ -126,6 +136,10 @@ func (a *Archiver) HandleMessage(from gen.PID, message any) error {
 	case archiveCycle:
 		a.running = false
 		a.finish(m)
+	case markerTick:
+		a.startMarkerRound()
+	case markerResult:
+		a.finishMarkerRound(m)
 	}
 	return nil
 }
@@ -269,6 +283,7 @@ func (a *Archiver) HandleInspect(from gen.PID, item ...string) map[string]string
 		"archived_events": strconv.FormatUint(a.archived, 10),
 		"failing_cycles":  strconv.Itoa(a.failures),
 		"hot_bytes":       strconv.FormatInt(a.plane.HotBytes(), 10),
+		"shared":          a.markers.state(),
 	}
 	if !a.lastCycle.IsZero() {
 		out["last_cycle"] = a.lastCycle.UTC().Format(time.RFC3339)

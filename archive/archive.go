@@ -55,7 +55,7 @@ import (
 	"starcite/fsm"
 )
 
-// ErrNotFound: no such session in the catalogue.
+// ErrNotFound: no such session in the catalogue (or node marker).
 var ErrNotFound = errors.New("archive: not found")
 
 // Principal is the creator of a session.
@@ -96,6 +96,10 @@ type Adapter interface {
 	// layout (tenantID fills in when the stored form lacks tenant_id; inserted_at always with
 	// microseconds and Z). Missing seqs are simply absent (the caller checks contiguity).
 	ReadEvents(ctx context.Context, sessionID, tenantID string, from, to uint64) ([]fsm.Event, error)
+	// PutNodeMarker writes a node's marker (marker.go), replacing its earlier one.
+	PutNodeMarker(ctx context.Context, m NodeMarker) error
+	// GetNodeMarker reads a node's marker; ErrNotFound when it has none here.
+	GetNodeMarker(ctx context.Context, node string) (NodeMarker, error)
 	Name() string // "file", "s3", "postgres"
 	Close() error
 }

@@ -232,6 +232,37 @@ func runConformance(t *testing.T, h harness) {
 		}
 	})
 
+	t.Run("node_markers", func(t *testing.T) {
+		a, b := h.open(t), h.open(t)
+		const node = "starcite@10.0.0.1"
+		if _, err := a.GetNodeMarker(ctx, node); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("GetNodeMarker before put: err = %v, want ErrNotFound", err)
+		}
+		for _, booted := range []int64{baseTime, baseTime + 7} { // a reboot replaces the marker
+			if err := a.PutNodeMarker(ctx, NodeMarker{Node: node, Boot: booted}); err != nil {
+				t.Fatalf("PutNodeMarker: %v", err)
+			}
+			if m, err := a.GetNodeMarker(ctx, node); err != nil || m != (NodeMarker{Node: node, Boot: booted}) {
+				t.Fatalf("GetNodeMarker = %+v, %v; want booted %d", m, err, booted)
+			}
+		}
+		long := strings.Repeat("n", 300) + "@host" // a hashed object name
+		if err := a.PutNodeMarker(ctx, NodeMarker{Node: long, Boot: 1}); err != nil {
+			t.Fatalf("PutNodeMarker(long name): %v", err)
+		}
+		if m, err := a.GetNodeMarker(ctx, long); err != nil || m.Node != long {
+			t.Fatalf("GetNodeMarker(long name) = %+v, %v", m, err)
+		}
+		// Another archive does not see them: what a node with an unshared
+		// archive directory finds.
+		if _, err := b.GetNodeMarker(ctx, node); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("GetNodeMarker in another archive: err = %v, want ErrNotFound", err)
+		}
+		if err := a.PutNodeMarker(ctx, NodeMarker{}); err == nil {
+			t.Fatal("PutNodeMarker without a node name succeeded")
+		}
+	})
+
 	t.Run("session_updates", func(t *testing.T) {
 		a := h.open(t)
 		base := Session{ID: "upd", Title: strp("first"), TenantID: testTenant,

@@ -19,8 +19,12 @@ type memAdapter struct {
 
 func newMemAdapter() *memAdapter { return &memAdapter{events: map[string]map[uint64]fsm.Event{}} }
 
-func (m *memAdapter) PutSession(context.Context, Session) error    { return nil }
-func (m *memAdapter) UpdateSession(context.Context, Session) error { return nil }
+func (m *memAdapter) PutSession(context.Context, Session) error       { return nil }
+func (m *memAdapter) UpdateSession(context.Context, Session) error    { return nil }
+func (m *memAdapter) PutNodeMarker(context.Context, NodeMarker) error { return nil }
+func (m *memAdapter) GetNodeMarker(context.Context, string) (NodeMarker, error) {
+	return NodeMarker{}, ErrNotFound
+}
 func (m *memAdapter) GetSession(context.Context, string) (Session, error) {
 	return Session{}, ErrNotFound
 }

@@ -78,7 +78,8 @@ func openPostgres(ctx context.Context, cfg Config) (Adapter, error) {
 			return nil, fmt.Errorf("archive: migrate %s: %w", where, err)
 		}
 	}
-	for _, q := range []string{"SELECT inserted_at_us FROM events LIMIT 0", "SELECT created_at_us FROM sessions LIMIT 0"} {
+	for _, q := range []string{"SELECT inserted_at_us FROM events LIMIT 0", "SELECT created_at_us FROM sessions LIMIT 0",
+		"SELECT boot FROM starcite_node_markers LIMIT 0"} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("archive: %s: schema is not migrated (run with MIGRATE_ON_BOOT=true): %w", where, err)

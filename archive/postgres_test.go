@@ -88,11 +88,11 @@ func TestPostgresSchema(t *testing.T) {
 	ctx := context.Background()
 	conn := pgConn(t, url)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM starcite_schema_migrations").Scan(&n); err != nil || n != 3 {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM starcite_schema_migrations").Scan(&n); err != nil || n != 4 {
 		t.Fatalf("migrations recorded: %d, %v", n, err)
 	}
 	rows, _ := conn.Query(ctx, `SELECT table_name, column_name, data_type, is_nullable, coalesce(datetime_precision, -1),
-		coalesce(column_default, '') FROM information_schema.columns WHERE table_schema = $1 AND table_name IN ('events', 'sessions')
+		coalesce(column_default, '') FROM information_schema.columns WHERE table_schema = $1 AND table_name IN ('events', 'sessions', 'starcite_node_markers')
 		ORDER BY table_name, ordinal_position`, schema)
 	var got []string
 	for rows.Next() {
@@ -124,6 +124,8 @@ func TestPostgresSchema(t *testing.T) {
 		"sessions.tenant_id text NO", "sessions.created_at_us bigint YES",
 		"sessions.archived boolean NO default false", "sessions.updated_at timestamp with time zone NO (6) default now()",
 		"sessions.version bigint NO default 1", "sessions.updated_at_us bigint YES",
+		"starcite_node_markers.node text NO", "starcite_node_markers.boot bigint NO",
+		"starcite_node_markers.written_at timestamp with time zone NO (6) default now()",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("columns:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -144,6 +146,7 @@ func TestPostgresSchema(t *testing.T) {
 		"CREATE INDEX sessions_tenant_id_index ON sessions USING btree (tenant_id)",
 		"CREATE UNIQUE INDEX events_pkey ON events USING btree (session_id, seq)",
 		"CREATE UNIQUE INDEX sessions_pkey ON sessions USING btree (id)",
+		"CREATE UNIQUE INDEX starcite_node_markers_pkey ON starcite_node_markers USING btree (node)",
 		"CREATE UNIQUE INDEX starcite_schema_migrations_pkey ON starcite_schema_migrations USING btree (version)",
 	}
 	if strings.Join(defs, "\n") != strings.Join(wantIdx, "\n") {

@@ -28,7 +28,18 @@ func (c *Config) resolveArchive(e *Env) error {
 	s.Adapter = strings.ToLower(e.Str("STARCITE_ARCHIVE_ADAPTER", "file"))
 	switch s.Adapter {
 	case "file":
-		s.Dir = filepath.Clean(e.Str("STARCITE_ARCHIVE_DIR", filepath.Join(c.DataDir, "archive")))
+		dir, set := e.raw("STARCITE_ARCHIVE_DIR")
+		switch {
+		case set:
+			s.Dir = filepath.Clean(dir)
+		case c.Clustered():
+			// Each node's own default directory would split the archive:
+			// a group's chunks land wherever its leader ran, and a replay
+			// on any other node cannot read them (docs/operations.md#one-archive-per-cluster).
+			return fmt.Errorf("STARCITE_ARCHIVE_DIR: required in a cluster with STARCITE_ARCHIVE_ADAPTER=file; it must be one directory shared by every node (or use STARCITE_ARCHIVE_ADAPTER=s3 or postgres)")
+		default:
+			s.Dir = filepath.Join(c.DataDir, "archive")
+		}
 	case "s3":
 		s.S3Bucket = e.Str("STARCITE_S3_BUCKET", "")
 		if s.S3Bucket == "" {

@@ -107,6 +107,11 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"s3 key without secret", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "s3", "STARCITE_S3_BUCKET": "b", "STARCITE_S3_ACCESS_KEY_ID": "k"}, "STARCITE_S3_ACCESS_KEY_ID: set together with STARCITE_S3_SECRET_ACCESS_KEY"},
 		{"postgres without URL", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "postgres"}, "DATABASE_URL: required"},
 		{"postgres URL of another scheme", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "postgres", "DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL: invalid value"},
+		{"file archive of a cluster without a directory", noneMode, map[string]string{"STARCITE_COOKIE": "a-cluster-cookie-0123",
+			"STARCITE_WRITE_NODE_IDS": "starcite@127.0.0.1,s@127.0.0.2,s@127.0.0.3"},
+			"STARCITE_ARCHIVE_DIR: required in a cluster with STARCITE_ARCHIVE_ADAPTER=file; it must be one directory shared by every node (or use STARCITE_ARCHIVE_ADAPTER=s3 or postgres)"},
+		{"file archive of a router node without a directory", noneMode, map[string]string{
+			"STARCITE_WRITE_NODE_IDS": "s@127.0.0.2", "CLUSTER_NODES": "s@127.0.0.2", "STARCITE_COOKIE": "a-cluster-cookie-0123"}, "STARCITE_ARCHIVE_DIR: required in a cluster"},
 		{"postgres pool", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "postgres", "DATABASE_URL": "postgres://h/db", "DB_POOL_SIZE": "0"}, "DB_POOL_SIZE: invalid value"},
 	}
 	for _, tc := range tests {
@@ -122,10 +127,11 @@ func TestLoadRefusesBadValues(t *testing.T) {
 	}
 }
 
-// cluster is node a of a two-write-node cluster at host with cookie.
+// cluster is node a of a two-write-node cluster at host with cookie
+// (and the shared archive directory a cluster needs).
 func cluster(host, cookie string) map[string]string {
 	return map[string]string{"NODE_NAME": "a@" + host, "STARCITE_WRITE_NODE_IDS": "a@" + host + ",b@192.0.2.200",
-		"STARCITE_COOKIE": cookie}
+		"STARCITE_COOKIE": cookie, "STARCITE_ARCHIVE_DIR": "/mnt/archive"}
 }
 
 // TestSecurityBoundsAccepted: each bound of docs/security.md that
@@ -188,7 +194,7 @@ func TestLoadDerivesSettings(t *testing.T) {
 			if c.HTTPHost != "127.0.0.1" {
 				t.Errorf("none mode binds %q, want loopback", c.HTTPHost)
 			}
-			if a := c.Archive; a.Store.Adapter != "file" || a.Store.Dir != "data/archive" || a.FlushEvery != 5*time.Second || a.ReadCacheMax != 2<<30 {
+			if a := c.Archive; c.Clustered() || a.Store.Adapter != "file" || a.Store.Dir != "data/archive" || a.FlushEvery != 5*time.Second || a.ReadCacheMax != 2<<30 {
 				t.Errorf("archive %+v", a)
 			}
 		}},
@@ -212,8 +218,9 @@ func TestLoadDerivesSettings(t *testing.T) {
 		{"cluster: replication factor at most 3, lists deduplicated", merged(noneMode, map[string]string{
 			"NODE_NAME": "s@10.0.0.9", "STARCITE_ALLOW_INSECURE_NONE": "1", "STARCITE_COOKIE": "a-cluster-cookie-0123", "STARCITE_CLUSTER_INSECURE": "1",
 			"STARCITE_WRITE_NODE_IDS": "s@10.0.0.1, s@10.0.0.2,s@10.0.0.3,,s@10.0.0.4,s@10.0.0.1",
-			"CLUSTER_NODES":           "s@10.0.0.1,s@10.0.0.9"}), func(t *testing.T, c Config) {
-			if c.RF != 3 || len(c.WriteNodes) != 4 || c.WriteNode() || c.NodeHost() != "10.0.0.9" || len(c.ClusterNodes) != 2 {
+			"CLUSTER_NODES":           "s@10.0.0.1,s@10.0.0.9", "STARCITE_ARCHIVE_DIR": "/mnt/archive/"}), func(t *testing.T, c Config) {
+			if c.RF != 3 || len(c.WriteNodes) != 4 || c.WriteNode() || c.NodeHost() != "10.0.0.9" || len(c.ClusterNodes) != 2 ||
+				!c.Clustered() || c.Archive.Store.Dir != "/mnt/archive" {
 				t.Errorf("%+v", c)
 			}
 		}},

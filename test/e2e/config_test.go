@@ -81,7 +81,7 @@ func TestClusterTLSFilesAtBoot(t *testing.T) {
 // documentation address it is given cannot be bound, so it stops there).
 func TestInsecureClusterWarns(t *testing.T) {
 	env := with(clusterEnv("192.0.2.1", "a-cluster-cookie-for-tests"), "STARCITE_CLUSTER_INSECURE", "1",
-		"STARCITE_AUTH_MODE", "none", "STARCITE_RAFT_DATA_DIR", t.TempDir())
+		"STARCITE_AUTH_MODE", "none", "STARCITE_RAFT_DATA_DIR", t.TempDir(), "STARCITE_ARCHIVE_DIR", t.TempDir())
 	code, out := harness.RunOnce(t, env, 30*time.Second, "server")
 	if code == 2 || code == 0 {
 		t.Fatalf("exit code %d, want a failure to bind after the configuration passed:\n%s", code, out)

@@ -33,6 +33,8 @@ type ClusterOptions struct {
 	Subnet   int               // N of the addresses; pick one per test package
 	Isolated bool              // network namespaces (needs root; skipped loudly otherwise)
 	Env      map[string]string // extra variables for every node
+	// NodeEnv, when set, gives node i (0-based) variables of its own over Env.
+	NodeEnv func(i int) map[string]string
 	// PlainText runs the inter-node ports without TLS (loopback only;
 	// an Isolated cluster then runs with STARCITE_CLUSTER_INSECURE). By
 	// default every cluster runs with the mutual TLS of
@@ -118,6 +120,9 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 		nodeEnv := maps.Clone(env)
 		if tlsEnv != nil {
 			maps.Copy(nodeEnv, tlsEnv[i])
+		}
+		if o.NodeEnv != nil {
+			maps.Copy(nodeEnv, o.NodeEnv(i))
 		}
 		opts := Options{Host: hosts[i], Env: nodeEnv}
 		if c.lab != nil {
