@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,8 +180,23 @@ func (o *wsOut) cutOff() {
 	if first {
 		o.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgain, "slow_consumer"),
 			time.Now().Add(time.Second))
-		o.conn.Close()
+		closeConn(o.conn)
 	}
+}
+
+// closeConn closes the TCP connection under a WebSocket. fasthttp hands
+// an upgraded connection over wrapped in a type whose Close does nothing:
+// it closes the connection itself when the upgrade handler returns, and
+// that handler is the read loop, blocked in a read until the client sends
+// something or the idle limit passes. Closing the wrapped connection ends
+// that read at once and tells the client, instead of leaving it waiting
+// for the rest of a frame the writer gave up on.
+func closeConn(c *websocket.Conn) {
+	nc := c.NetConn()
+	if h, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = h.UnsafeConn()
+	}
+	nc.Close()
 }
 
 // next takes the frame to write, or the close once the lanes are empty;
@@ -279,7 +295,7 @@ func (o *wsOut) Terminate(reason error) {
 			o.conn.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(o.shutdown, "server_shutdown"), time.Now().Add(time.Second))
 		}
-		o.conn.Close()
+		closeConn(o.conn)
 		close(o.stop)
 		close(o.done) // releases the upgrade goroutine
 	})

@@ -292,7 +292,7 @@ func DecodePhxFrame(data []byte) (PhxFrame, error) {
 
 // CollectEvents reads the events pushes of topic until it has seen seq
 // upto, checking that seqs are gap-free and ascending from `from`, that
-// an event's cursor equals its seq, and that no push holds more than
+// every event's cursor equals its seq, and that no push holds more than
 // batch events. Frames of other topics are kept; any other frame on topic
 // fails.
 func (c *Phoenix) CollectEvents(topic string, from, upto uint64, batch int, timeout time.Duration) ([]PhxEvent, error) {
@@ -315,7 +315,7 @@ func (c *Phoenix) CollectEvents(topic string, from, upto uint64, batch int, time
 			if ev.Seq != next {
 				return all, fmt.Errorf("got seq %d, want %d (gap or duplicate)", ev.Seq, next)
 			}
-			if ev.Cursor != nil && *ev.Cursor != ev.Seq {
+			if ev.Cursor == nil || *ev.Cursor != ev.Seq {
 				return all, fmt.Errorf("event %d: cursor is not its seq: %s", ev.Seq, ev.Raw)
 			}
 			all = append(all, ev)

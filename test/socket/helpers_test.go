@@ -121,14 +121,22 @@ func (e *env) appendN(t testing.TB, id string, from, to uint64) {
 
 func (e *env) appendOne(t testing.TB, id string, producerSeq uint64, payload map[string]any) {
 	t.Helper()
-	body := map[string]any{"type": "content", "payload": payload, "producer_id": "w", "producer_seq": producerSeq}
+	if err := e.tryAppend(id, "w", producerSeq, payload); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryAppend appends one event of producer as admin (from any goroutine).
+func (e *env) tryAppend(id, producer string, producerSeq uint64, payload map[string]any) error {
+	body := map[string]any{"type": "content", "payload": payload, "producer_id": producer, "producer_seq": producerSeq}
 	if !e.jwt {
 		body["actor"] = "service:service"
 	}
-	st, b := e.n.Do("POST", "/v1/sessions/"+id+"/append", body, e.auth(e.admin))
-	if st != 201 {
-		t.Fatalf("append %s #%d: %d %s", id, producerSeq, st, b)
+	st, b, err := e.n.TryDo("POST", "/v1/sessions/"+id+"/append", body, e.auth(e.admin))
+	if err != nil || st != 201 {
+		return fmt.Errorf("append %s %s#%d: %d %s %v", id, producer, producerSeq, st, b, err)
 	}
+	return nil
 }
 
 // socket opens a socket with token.

@@ -41,9 +41,9 @@ func TestLifecycleJoin(t *testing.T) {
 	}
 }
 
-// TestLifecycle: a committed create arrives as session.activated then
-// session.created with upstream's exact payloads; other tenants' changes
-// never; appends produce none; in both modes.
+// TestLifecycle: committed header changes arrive as lifecycle events, in
+// commit order, with upstream's exact payloads; other tenants' never;
+// appends produce none; in both modes.
 func TestLifecycle(t *testing.T) {
 	for _, e := range []*env{noneEnv(t, nil), jwtEnv(t, nil)} {
 		t.Run(e.name, func(t *testing.T) {
@@ -97,6 +97,39 @@ func TestLifecycle(t *testing.T) {
 			// Appends produce nothing.
 			e.appendN(t, "lc1", 1, 2)
 			quiet(t, c, "after appends")
+
+			// PATCH: the whole merged metadata, the new version.
+			st, body = e.n.Do("PATCH", "/v1/sessions/lc1", map[string]any{"metadata": map[string]any{"n": 2, "extra": true}},
+				e.auth(e.admin))
+			if st != 200 {
+				t.Fatalf("patch: %d %s", st, body)
+			}
+			patched := harness.JSON(t, body)
+			want("update", next("updated"), fmt.Sprintf(`{"kind":"session.updated","session_id":"lc1","tenant_id":%q,`+
+				`"title":"Draft","metadata":%s,"updated_at":%q,"version":2}`, tenant, mustMarshal(patched["metadata"]), patched["updated_at"]))
+
+			// Archive and unarchive: exactly four keys; a repeat is silent.
+			for _, step := range []struct{ path, kind, archived string }{
+				{"archive", "session.archived", "true"}, {"archive", "", ""},
+				{"unarchive", "session.unarchived", "false"}, {"unarchive", "", ""},
+			} {
+				if st, body := e.n.Do("POST", "/v1/sessions/lc1/"+step.path, nil, e.auth(e.admin)); st != 200 {
+					t.Fatalf("%s: %d %s", step.path, st, body)
+				}
+				if step.kind == "" {
+					quiet(t, c, "after a repeated "+step.path)
+					continue
+				}
+				want(step.path, next(step.kind), fmt.Sprintf(`{"kind":%q,"session_id":"lc1","tenant_id":%q,"archived":%s}`,
+					step.kind, tenant, step.archived))
+			}
+			// An archived session is still tailable (archiving only hides it
+			// from the default list).
+			e.n.Do("POST", "/v1/sessions/lc1/archive", nil, e.auth(e.admin))
+			next("archived again")
+			tc := e.socket(t, e.token("acme", "user:u1", []string{"session:read"}))
+			join(t, tc, "tail:lc1", map[string]any{})
+			collect(t, tc, "tail:lc1", 1, 2, 1)
 
 		})
 	}

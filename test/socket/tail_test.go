@@ -365,19 +365,32 @@ func TestChannelSlowConsumer(t *testing.T) {
 	good := e.socket(t, "")
 	js := join(t, stuck, "tail:flood", map[string]any{})
 	join(t, good, "tail:flood", map[string]any{})
-	big := strings.Repeat("x", 100<<10)
-	const total = 600 // 60 MB: past the 32 MB queue limit and every socket buffer
+	// 60 MB, past the 32 MB queue limit and every socket buffer, from six
+	// producers at once: the queue must fill before the writer gives up on
+	// a client that reads nothing (a 10 s write timeout, which drops the
+	// connection instead).
+	big := strings.Repeat("x", 1<<20)
+	const producers, each = 6, 10
+	const total = producers * each
 	done := make(chan error, 1)
 	go func() {
 		_, err := good.CollectEvents("tail:flood", 1, total, 1, 2*time.Minute)
 		done <- err
 	}()
-	for i := uint64(1); i <= total; i++ {
-		e.appendOne(t, "flood", i, map[string]any{"blob": big})
+	errs := make(chan error, producers)
+	for p := 0; p < producers; p++ {
+		go func() {
+			for i := uint64(1); i <= each; i++ {
+				if err := e.tryAppend("flood", fmt.Sprintf("p%d", p), i, map[string]any{"blob": big}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("the reading socket: %v", err)
-	}
+	// Read as soon as the channel overflowed: a client that reads nothing
+	// for 10 s is dropped by the writer's timeout instead.
 	e.n.WaitFor(wait, "phx_error for the stuck channel", func() bool {
 		return e.n.Metric(`starcite_channel_ends_total{reason="slow_consumer"}`) >= 1
 	})
@@ -402,6 +415,14 @@ func TestChannelSlowConsumer(t *testing.T) {
 			}
 			last = ev.Seq
 		}
+	}
+	for p := 0; p < producers; p++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the reading socket: %v", err)
 	}
 	if last >= total {
 		t.Fatalf("all %d events arrived before phx_error", last)

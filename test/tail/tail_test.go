@@ -223,9 +223,12 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	n.WaitFor(wait, "the stuck socket closed", func() bool { return n.Metric(`starcite_tail_closes_total{code="1013"}`) >= 1 })
 	n.WaitFor(wait, "only the reading socket left", func() bool { return n.Metric("starcite_tail_sockets") == base+1 })
-	// Whatever the stuck client reads now ends in a close, not more data forever.
-	if _, _, err := stuck.CloseCode(wait); err == nil {
-		t.Fatal("stuck socket still open")
+	// Whatever the stuck client reads now ends in the 1013 close, or in an
+	// abrupt end when no close frame fit into its full connection — never
+	// in more waiting.
+	code, _, err := stuck.CloseCode(wait)
+	if err != nil || code != 1013 && code != 1006 {
+		t.Fatalf("stuck socket: close %d %v, want 1013, or 1006 for a dropped connection", code, err)
 	}
 }
 
