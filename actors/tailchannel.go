@@ -86,7 +86,7 @@ func (t *TailSocket) endChannel(reason endReason) {
 	switch reason {
 	case endTokenExpired:
 		channelExpired(t.out, t.ch.joinRef, t.ch.topic)
-	case endUnavailable:
+	case endUnavailable, endSubscribeFailed:
 		channelEnds.WithLabelValues("unavailable").Inc()
 		t.out.pushControl(edge.ChannelEnd(t.ch.joinRef, t.ch.topic, edge.EventError))
 	case endSlowConsumer:

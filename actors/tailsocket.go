@@ -213,7 +213,7 @@ func (t *TailSocket) begin() {
 func (t *TailSocket) subscribe() bool {
 	if _, err := t.Call(FanoutName, Subscribe{SessionID: t.spec.SessionID, PID: t.PID()}); err != nil {
 		t.Log().Error("tail %q: subscribe: %s", t.spec.SessionID, err)
-		t.end(endUnavailable)
+		t.end(endSubscribeFailed)
 		return false
 	}
 	return true
@@ -383,9 +383,10 @@ func (t *TailSocket) frame(evs []fsm.Event) []byte {
 type endReason uint8
 
 const (
-	endTokenExpired endReason = iota // raw 4001; channel token_expired + phx_close
-	endUnavailable                   // raw 1011; channel phx_error (the client rejoins)
-	endSlowConsumer                  // raw 1013 cut-off; channel phx_error
+	endTokenExpired    endReason = iota // raw 4001; channel token_expired + phx_close
+	endUnavailable                      // raw 1011 replay_unavailable; channel phx_error (the client rejoins)
+	endSubscribeFailed                  // raw 1011 subscribe_failed; channel phx_error
+	endSlowConsumer                     // raw 1013 cut-off; channel phx_error
 )
 
 // end finishes the tail for reason.
@@ -399,6 +400,8 @@ func (t *TailSocket) end(reason endReason) {
 		t.closeWith(closeTokenExpired, "token_expired")
 	case endUnavailable:
 		t.closeWith(closeInternal, "replay_unavailable")
+	case endSubscribeFailed:
+		t.closeWith(closeInternal, "subscribe_failed")
 	case endSlowConsumer:
 		if t.closing {
 			return
