@@ -3,6 +3,7 @@ package socket
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ const liveBound = 2 * time.Second
 // socket replays, streams live events appended through the other nodes
 // (each within liveBound; the delays are reported), answers heartbeats,
 // refuses and replaces joins, sends the gap, and closes with 1012 when
-// its node is drained.
+// its node is drained; a lifecycle channel on every node sees every
+// create, in order, whichever node it went through.
 func TestCluster(t *testing.T) {
 	for _, jwt := range []bool{false, true} {
 		name := map[bool]string{false: "none", true: "jwt"}[jwt]
@@ -35,6 +37,16 @@ func TestCluster(t *testing.T) {
 				}
 			}
 			c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, Env: vars})
+			// A lifecycle channel on every node sees every create, whichever
+			// node it went through.
+			var watchers []*harness.Phoenix
+			for _, n := range c.Nodes {
+				e := nodeEnv(n, jwt)
+				w := e.socket(t, e.token("acme", "service:watcher", []string{"session:read"}))
+				join(t, w, "lifecycle", map[string]any{})
+				watchers = append(watchers, w)
+			}
+			var created []string
 			var delays []time.Duration
 			for i, n := range c.Nodes {
 				e := nodeEnv(n, jwt)
@@ -43,12 +55,25 @@ func TestCluster(t *testing.T) {
 					id := sessionOn(c, n, held, fmt.Sprintf("n%d-%s", i, name))
 					other := nodeEnv(c.Nodes[(i+1)%3], jwt)
 					other.create(t, id)
+					created = append(created, id)
 					other.appendN(t, id, 1, 3)
 					t.Run(fmt.Sprintf("node %d, replica here %v", i, held), func(t *testing.T) {
 						d := clusterFlows(t, c, e, tok, id)
 						t.Logf("live delivery on %s (replica here: %v): %v", n.Name, held, d)
 						delays = append(delays, d...)
 					})
+				}
+			}
+			for i, w := range watchers {
+				for _, id := range created {
+					for _, kind := range []string{"session.activated", "session.created"} {
+						f := await(t, w, fmt.Sprintf("%s of %s on node %d", kind, id, i), func(f harness.PhxFrame) bool {
+							return f.Event == "lifecycle"
+						})
+						if !strings.Contains(string(f.Payload), `"kind":"`+kind+`"`) || !strings.Contains(string(f.Payload), `"session_id":"`+id+`"`) {
+							t.Fatalf("node %d: lifecycle event %s, want %s of %s", i, f, kind, id)
+						}
+					}
 				}
 			}
 			slices.Sort(delays)
