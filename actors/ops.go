@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -168,23 +170,80 @@ func (o *Ops) closeTails() int {
 }
 
 // handOff asks every local replica that leads to transfer leadership to a
-// ready replica. Asked again after handoffRetry while it still leads: a
-// transfer can be refused (the target lagging) or undone by an election.
+// ready replica.
 func (o *Ops) handOff() {
-	v := o.plane.View()
-	self := o.plane.Self()
+	handOffLeaders(o.plane, o.handoff, func(g int, err error) {
+		o.Log().Warning("hand off leadership of group %d: %s", g, err)
+	})
+}
+
+// handOffLeaders asks every local replica that leads, and that a ready
+// replica could take over from, to transfer its leadership there. A group
+// is asked again after handoffRetry (asked records when) while this node
+// still leads it: a transfer can be refused (the target lagging) or undone
+// by an election. It returns how many groups are still to hand off.
+func handOffLeaders(p OpsPlane, asked map[int]time.Time, failed func(group int, err error)) int {
+	v := p.View()
+	self := p.Self()
 	now := time.Now()
-	for _, g := range o.plane.LocalGroups() {
-		if !o.plane.IsLeader(g) || now.Sub(o.handoff[g]) < handoffRetry {
+	pending := 0
+	for _, g := range p.LocalGroups() {
+		if !p.IsLeader(g) {
 			continue
 		}
-		targets := readyPeers(v, o.plane.Placement().Replicas(g), self)
+		targets := readyPeers(v, p.Placement().Replicas(g), self)
 		if len(targets) == 0 {
 			continue // nobody to hand it to: stopping this node will cost an election
 		}
-		o.handoff[g] = now
-		if err := o.plane.TransferLeader(g, targets[g%len(targets)]); err != nil {
-			o.Log().Warning("hand off leadership of group %d: %s", g, err)
+		pending++
+		if now.Sub(asked[g]) < handoffRetry {
+			continue
+		}
+		asked[g] = now
+		if err := p.TransferLeader(g, targets[g%len(targets)]); err != nil {
+			failed(g, err)
+		}
+	}
+	return pending
+}
+
+// leadership counts the groups this node leads and, of those, the ones a
+// ready replica could take over (what a drain or a stop hands off).
+func leadership(p OpsPlane) (led, transferable int) {
+	v := p.View()
+	for _, g := range p.LocalGroups() {
+		if !p.IsLeader(g) {
+			continue
+		}
+		led++
+		if len(readyPeers(v, p.Placement().Replicas(g), p.Self())) > 0 {
+			transferable++
+		}
+	}
+	return led, transferable
+}
+
+// HandOffLeaderships hands this node's leaderships to ready replicas and
+// returns once none is left to hand off, or when ctx ends. A member of a
+// cluster runs it when it stops, after it stopped serving clients and
+// before its replicas close (STARCITE_SHUTDOWN_DRAIN_TIMEOUT_MS), so that
+// its groups keep a leader without an election.
+func HandOffLeaderships(ctx context.Context, p OpsPlane, log *slog.Logger) {
+	asked := map[int]time.Time{}
+	for {
+		pending := handOffLeaders(p, asked, func(g int, err error) {
+			log.Warn("hand off leadership before stopping", "group", g, "err", err)
+		})
+		if pending == 0 {
+			log.Info("leaderships handed off before stopping", "groups_asked", len(asked), "still_leading", 0)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("stopping while still leading groups a ready replica could lead", "groups_asked", len(asked),
+				"still_leading", pending)
+			return
+		case <-time.After(opsPollEvery):
 		}
 	}
 }
@@ -356,6 +415,8 @@ func (w *opsWorker) exec(req OpsRequest) (OpsReply, *opsWait) {
 			JSON: mustJSON(map[string][]string{"ready_nodes": nonNil(st.ReadyNodes)})}, nil
 	case "drain", "undrain":
 		return w.drain(req.Command == "drain", args), nil
+	case "node-status", "drain-status":
+		return w.nodeReport(req.Command, args), nil
 	case "group-replicas":
 		arg := ""
 		if len(args) > 0 {
@@ -419,6 +480,82 @@ func (w *opsWorker) drain(draining bool, args []string) OpsReply {
 		JSON: mustJSON(map[string]string{"node": node, "status": status})}
 }
 
+// nodeReport answers node-status and drain-status for this node or, with
+// a node argument, asks that node's ops actor (its own view of its
+// leaderships is the one that counts).
+func (w *opsWorker) nodeReport(cmd string, args []string) OpsReply {
+	if len(args) > 1 {
+		return failf("usage: %s [node]", cmd)
+	}
+	self := w.plane.Self()
+	if len(args) == 0 || args[0] == self {
+		if cmd == "drain-status" {
+			return w.drainStatus()
+		}
+		return w.nodeStatus()
+	}
+	node := args[0]
+	st, err := w.observer()
+	if err != nil {
+		return failf("observer unavailable: %s", err)
+	}
+	if statusOf(st, node) == "" {
+		known := make([]string, 0, len(st.Nodes))
+		for _, n := range st.Nodes {
+			known = append(known, n.Node)
+		}
+		return failf("unknown node %q (known nodes: %s)", node, strings.Join(known, ", "))
+	}
+	// Blocks this worker only.
+	r, err := w.CallWithTimeout(gen.ProcessID{Name: OpsName, Node: gen.Atom(node)}, OpsRequest{Command: cmd}, 5)
+	reply, ok := r.(OpsReply)
+	switch {
+	case err == nil && ok:
+		return reply
+	case cmd == "drain-status":
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %T", r)
+		}
+		return failf("failed to fetch drain status for %s: %s", node, err)
+	}
+	// Unreachable: what this node's observer knows of it.
+	status := statusOf(st, node)
+	if status != StateSuspect && status != StateLost {
+		status = "unknown"
+	}
+	return nodeStatusReply(node, status)
+}
+
+// nodeStatus is this node's node-status: ready, draining, drained (the
+// conditions wait-drained waits for), or what the observer says.
+func (w *opsWorker) nodeStatus() OpsReply {
+	self := w.plane.Self()
+	st, err := w.observer()
+	if err != nil {
+		return failf("observer unavailable: %s", err)
+	}
+	status := statusOf(st, self)
+	switch {
+	case status == "":
+		status = "unknown" // not a write node: the observer tracks write nodes
+	case status == StateDraining && w.drained():
+		status = "drained"
+	}
+	return nodeStatusReply(self, status)
+}
+
+func nodeStatusReply(node, status string) OpsReply {
+	return OpsReply{Text: "node_status=" + status, JSON: mustJSON(map[string]string{"node": node, "node_status": status})}
+}
+
+// drainStatus counts this node's leaderships and those still to hand off
+// to a ready replica (while draining, the ops actor is transferring them).
+func (w *opsWorker) drainStatus() OpsReply {
+	led, pending := leadership(w.plane)
+	return OpsReply{Text: fmt.Sprintf("drain_status=led_groups=%d,pending_transfers=%d", led, pending),
+		JSON: mustJSON(map[string]any{"node": w.plane.Self(), "led_groups": led, "pending_transfers": pending})}
+}
+
 // observer asks the local observer for its table
 // (docs/operations.md#liveness-and-readiness: internal status calls time
 // out after 1 s).
@@ -446,10 +583,8 @@ func (w *opsWorker) drained() bool {
 	if !w.cfg.WriteNode || v == nil || !v.Draining[self] || v.Ready[self] {
 		return false
 	}
-	for _, g := range w.plane.LocalGroups() {
-		if w.plane.IsLeader(g) && len(readyPeers(v, w.plane.Placement().Replicas(g), self)) > 0 {
-			return false
-		}
+	if _, transferable := leadership(w.plane); transferable > 0 {
+		return false
 	}
 	tails := 0
 	eachProcess(w.Node(), func(p gen.ProcessShortInfo) {

@@ -25,8 +25,9 @@ const healthcheckTimeout = 3 * time.Second
 const healthcheckUsage = `usage: starcite healthcheck [ready|live]
 
 Probes the node on this machine over HTTP: GET /health/ready (default) or
-/health/live on STARCITE_HTTP_HOST:PORT (a wildcard or unset host means
-loopback). Exit code 0 when it answers 200, 1 otherwise, including on a
+/health/live on the ops listener when STARCITE_OPS_PORT (or
+STARCITE_PPROF_PORT) is set, else on STARCITE_HTTP_HOST:PORT (a wildcard
+or unset host means loopback). Exit code 0 when it answers 200, 1 otherwise, including on a
 usage or configuration error (Docker reserves exit code 2). Meant for a
 container HEALTHCHECK, where there is no shell or curl.`
 
@@ -74,15 +75,23 @@ func healthcheck(args []string) int {
 }
 
 // healthcheckURL is the probe's URL, from the variables the server reads:
-// PORT and STARCITE_HTTP_HOST. The server binds 0.0.0.0 (or 127.0.0.1)
+// the ops listener's, else PORT and STARCITE_HTTP_HOST. The server binds 0.0.0.0 (or 127.0.0.1)
 // when the host is unset, so a wildcard or unset host is probed on
 // loopback.
 func healthcheckURL(e *config.Env, path string) (string, error) {
-	port := e.Port("PORT", 4000)
+	port := e.Port("STARCITE_OPS_PORT", 0)
+	if port == 0 {
+		port = e.Port("STARCITE_PPROF_PORT", 0)
+	}
+	host := e.Str("STARCITE_HTTP_HOST", "")
+	if port != 0 { // the ops listener serves the probes (docs/operations.md#ops-listener)
+		host = e.Str("STARCITE_OPS_HOST", e.Str("STARCITE_PPROF_HOST", host))
+	} else {
+		port = e.Port("PORT", 4000)
+	}
 	if err := e.Err(); err != nil {
 		return "", err
 	}
-	host := e.Str("STARCITE_HTTP_HOST", "")
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"

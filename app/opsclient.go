@@ -36,6 +36,8 @@ const opsUsage = `usage: starcite ops [--node NAME] [--json] <command> [args]
 commands:
   status                     diagnostic snapshot of the node (a table; JSON with --json)
   ready-nodes                ready_nodes=<n1>,<n2>,...
+  node-status [node]         node_status=ready|draining|drained|suspect|lost|unknown
+  drain-status [node]        drain_status=led_groups=<n>,pending_transfers=<m>
   drain [node]               mark a write node draining cluster-wide (default: the --node)
   undrain [node]             mark it ready again
   group-replicas <group_id>  group_<id>_replicas=<n1>,<n2>,<n3>
@@ -60,8 +62,8 @@ const (
 
 // opsCommands are the commands of docs/operations.md#starcite-ops; the
 // shell has more.
-var opsCommands = map[string]bool{"status": true, "ready-nodes": true, "drain": true, "undrain": true,
-	"group-replicas": true, "wait-ready": true, "wait-drained": true}
+var opsCommands = map[string]bool{"status": true, "ready-nodes": true, "node-status": true, "drain-status": true,
+	"drain": true, "undrain": true, "group-replicas": true, "wait-ready": true, "wait-drained": true}
 
 // opsCallTimeout bounds a command that does not wait.
 const opsCallTimeout = 10 * time.Second

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -92,14 +93,14 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAuth()
-	stopPprof, err := startPprof(cfg, log)
+	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Sockets: sockets,
+		Metrics: cfg.Telemetry, Ops: cfg.OpsPort != 0,
+		MaxConns: cfg.MaxConnections}, plane, auth, log.With("component", "http"))
+	stopOps, err := startOps(cfg, api, log)
 	if err != nil {
 		return err
 	}
-	defer stopPprof()
-	api := edge.NewServer(edge.Config{Node: cfg.NodeName, WriteNode: cfg.WriteNode(), Tails: tails, Sockets: sockets,
-		Metrics:  cfg.Telemetry,
-		MaxConns: cfg.MaxConnections}, plane, auth, log.With("component", "http"))
+	defer stopOps()
 
 	var opts gen.NodeOptions
 	// Ergo otherwise sends anonymous usage reports to its authors.
@@ -149,6 +150,14 @@ func runServer(cfg config.Config, log *slog.Logger) error {
 	sockets.SetNode(n)
 	forwarder.SetNode(n)
 	n.Wait()
+	// The node serves no client any more; its replicas still run. A member
+	// of a cluster hands its leaderships over before they close, so that
+	// no group waits for an election (docs/operations.md#stopping-a-node).
+	if len(cfg.WriteNodes) > 1 && cfg.WriteNode() && cfg.ShutdownDrain > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrain)
+		actors.HandOffLeaderships(ctx, plane, log)
+		cancel()
+	}
 	log.Info("stopped", "node", cfg.NodeName)
 	return nil
 }
@@ -211,9 +220,9 @@ func logTransportSecurity(cfg config.Config, log *slog.Logger) {
 			"can read the cluster's traffic, and anyone who also has the cookie can act as a node",
 			"raft_port", cfg.RaftPort, "dist_port", cfg.DistPort)
 	}
-	if cfg.PprofPort != 0 && cfg.PprofAllowRemote && !edge.IsLoopback(cfg.PprofHost) {
+	if cfg.OpsPort != 0 && cfg.OpsPprof && !edge.IsLoopback(cfg.OpsHost) {
 		log.Warn("STARCITE_PPROF_ALLOW_REMOTE: pprof serves the node's internals without authentication",
-			"addr", net.JoinHostPort(cfg.PprofHost, strconv.Itoa(cfg.PprofPort)))
+			"addr", net.JoinHostPort(cfg.OpsHost, strconv.Itoa(cfg.OpsPort)))
 	}
 	if s := cfg.Archive.Store; s.Adapter == "postgres" {
 		if host, ok := postgresWithoutTLS(s.PostgresURL); ok {

@@ -31,8 +31,8 @@ const shellHelp = `commands:
                              node table, ...)
   sessions <group> [limit]   sessions of a local group: last_seq, archived_seq, hot events
   log [seconds]              stream the node's actor log (default 10 s)
-  status, ready-nodes, drain [node], undrain [node], group-replicas <id>,
-  wait-ready [ms], wait-drained [ms]
+  status, ready-nodes, node-status [node], drain-status [node], drain [node],
+  undrain [node], group-replicas <id>, wait-ready [ms], wait-drained [ms]
                              the commands of starcite ops
   help                       this list
   quit                       leave (also exit, Ctrl-D)`

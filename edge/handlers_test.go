@@ -709,3 +709,50 @@ func TestHeaderRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestCORS: every answer is readable by any origin without credentials,
+// refusals included, and a preflight is answered 204 before
+// authentication, on any path.
+func TestCORS(t *testing.T) {
+	s, _ := testServer(newFakePlane(), fakeAuth{err: errUnauthorized}, Config{})
+	preflight := func(method, path string, h map[string]string) *fasthttp.Response {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(method)
+		ctx.Request.SetRequestURI(path)
+		for k, v := range h {
+			ctx.Request.Header.Set(k, v)
+		}
+		s.Handle(&ctx)
+		var resp fasthttp.Response
+		ctx.Response.CopyTo(&resp)
+		return &resp
+	}
+	for _, path := range []string{"/v1/sessions/s-1", "/v1/nowhere"} {
+		resp := preflight("OPTIONS", path, map[string]string{"Origin": "https://app.example",
+			"Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "authorization,content-type"})
+		h := &resp.Header
+		if resp.StatusCode() != 204 || len(resp.Body()) != 0 ||
+			string(h.Peek("Access-Control-Allow-Methods")) != "GET,POST,PUT,PATCH,DELETE,OPTIONS" ||
+			string(h.Peek("Access-Control-Allow-Headers")) != "authorization,content-type" ||
+			string(h.Peek("Access-Control-Max-Age")) != "1728000" || string(h.Peek("Access-Control-Allow-Origin")) != "*" {
+			t.Errorf("preflight %s: %d %q %s", path, resp.StatusCode(), resp.Body(), h.String())
+		}
+	}
+	for _, c := range []struct {
+		method string
+		h      map[string]string
+		status int
+	}{
+		{"GET", nil, 401}, // refused: still readable
+		{"OPTIONS", map[string]string{"Origin": "x"}, 404}, // not a preflight
+		{"OPTIONS", map[string]string{"Access-Control-Request-Method": "GET"}, 404},
+	} {
+		resp := preflight(c.method, "/v1/sessions", c.h)
+		h := &resp.Header
+		if resp.StatusCode() != c.status || string(h.Peek("Access-Control-Allow-Origin")) != "*" ||
+			string(h.Peek("Access-Control-Expose-Headers")) != "*" || len(h.Peek("Access-Control-Allow-Credentials")) != 0 ||
+			len(h.Peek("Access-Control-Allow-Methods")) != 0 {
+			t.Errorf("%s %v: %d %s", c.method, c.h, resp.StatusCode(), h.String())
+		}
+	}
+}

@@ -42,8 +42,11 @@ type Config struct {
 	Tails TailServer
 	// Sockets runs upgraded /v1/socket connections.
 	Sockets SocketServer
-	// Metrics serves /metrics (STARCITE_ENABLE_TELEMETRY).
+	// Metrics serves /metrics on the ops listener (STARCITE_ENABLE_TELEMETRY).
 	Metrics bool
+	// Ops: an ops listener serves /health/*, so the API port does not
+	// (docs/operations.md#ops-listener).
+	Ops bool
 	// MaxConns caps the client connections the node holds open at once,
 	// HTTP and tail WebSockets together (STARCITE_MAX_CONNECTIONS); 0 = no
 	// cap. See Server.overCap.
@@ -156,7 +159,7 @@ func (c countedTails) Serve(conn *websocket.Conn, t Tail) {
 //
 // With a connection cap (Config.MaxConns), a request that arrives while
 // the node holds more connections than the cap is answered 503
-// too_many_connections and its connection closed; health and metrics
+// too_many_connections and its connection closed; health probes
 // still answer, so probes see a busy node, not a dead one. Connections
 // that never send a request are bounded by ReadTimeout, and beyond twice
 // the cap fasthttp refuses them at accept (its plain-text 503), so a
@@ -193,6 +196,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 
 // requestError answers requests fasthttp could not read.
 func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	setCORS(ctx)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		drainUpload(ctx.Conn())
 		writeError(ctx, errPayloadTooLarge)
@@ -227,6 +231,10 @@ func drainUpload(c net.Conn) {
 // session "a/b" (docs/api.md#routing-and-paths). The API routes are counted
 // and timed by route and final status (after a recovered panic too).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	setCORS(ctx)
+	if preflight(ctx) {
+		return
+	}
 	var buf [6]string
 	segs, ok := splitPath(ctx.Request.URI().PathOriginal(), buf[:0])
 	if !ok {
@@ -247,6 +255,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 			// instead of a dropped connection.
 			s.log.Error("handler panic", "method", string(ctx.Method()), "path", logPath(ctx), "panic", r)
 			ctx.Response.Reset()
+			setCORS(ctx)
 			writeError(ctx, errInternalServer)
 		}
 		if name != "" {
@@ -260,17 +269,15 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 type handler func(ctx *fasthttp.RequestCtx, id string)
 
 // route resolves a request to its handler and, for the API routes, the
-// route name metrics use ("" for health, metrics and not found).
+// route name metrics use ("" for health and not found).
 func (s *Server) route(ctx *fasthttp.RequestCtx, segs []string) (string, handler, string) {
 	get := ctx.IsGet() || ctx.IsHead()
 	post := ctx.IsPost()
 	switch {
-	case len(segs) == 2 && segs[0] == "health" && segs[1] == "live" && get:
+	case len(segs) == 2 && segs[0] == "health" && segs[1] == "live" && get && !s.cfg.Ops:
 		return "", live, ""
-	case len(segs) == 2 && segs[0] == "health" && segs[1] == "ready" && get:
+	case len(segs) == 2 && segs[0] == "health" && segs[1] == "ready" && get && !s.cfg.Ops:
 		return "", s.ready, ""
-	case len(segs) == 1 && segs[0] == "metrics" && get && s.cfg.Metrics:
-		return "", func(ctx *fasthttp.RequestCtx, _ string) { metricsHandler(ctx) }, ""
 	case len(segs) == 3 && segs[0] == "v1" && segs[1] == "socket" && segs[2] == "websocket":
 		return "socket", s.socket, ""
 	case len(segs) < 2 || segs[0] != "v1" || segs[1] != "sessions":
@@ -306,10 +313,10 @@ func live(ctx *fasthttp.RequestCtx, _ string) {
 
 func notFound(ctx *fasthttp.RequestCtx, _ string) { writeError(ctx, errNotFound) }
 
-// probePath: /health/live, /health/ready and /metrics, which answer
-// even beyond the connection cap.
+// probePath: /health/live and /health/ready, which answer even beyond
+// the connection cap.
 func probePath(segs []string) bool {
-	return (len(segs) == 2 && segs[0] == "health") || (len(segs) == 1 && segs[0] == "metrics")
+	return len(segs) == 2 && segs[0] == "health"
 }
 
 // splitPath splits a raw path into percent-decoded, non-empty segments.

@@ -71,12 +71,20 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 
-	// pprof (docs/decisions.md#d16): off unless STARCITE_PPROF_PORT is set.
-	PprofPort    int           // STARCITE_PPROF_PORT
-	PprofHost    string        // STARCITE_PPROF_HOST, loopback by default
-	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of a profile request
-	// PprofAllowRemote (STARCITE_PPROF_ALLOW_REMOTE) lets pprof bind a
-	// non-loopback address.
+	// ShutdownDrain bounds the leadership handoff of a stopping member of
+	// a cluster (STARCITE_SHUTDOWN_DRAIN_TIMEOUT_MS; 0: none).
+	ShutdownDrain time.Duration
+
+	// The ops listener (docs/operations.md#ops-listener): /health/*,
+	// /metrics and pprof on a port of their own; none when OpsPort is 0.
+	OpsPort int    // STARCITE_OPS_PORT, else STARCITE_PPROF_PORT
+	OpsHost string // STARCITE_OPS_HOST, else STARCITE_PPROF_HOST, else the HTTP host
+	// OpsPprof: the ops listener serves pprof (docs/decisions.md#d16): its
+	// host is loopback, or STARCITE_PPROF_ALLOW_REMOTE allows more.
+	OpsPprof     bool
+	PprofTimeout time.Duration // STARCITE_PPROF_TIMEOUT_MS: write timeout of the ops listener (a profile)
+	// PprofAllowRemote (STARCITE_PPROF_ALLOW_REMOTE) lets pprof be served
+	// on a non-loopback address.
 	PprofAllowRemote bool
 }
 
@@ -109,11 +117,12 @@ func Load(e *Env) (Config, error) {
 		SessionTTL:         e.millis("STARCITE_SESSION_STORE_TTL_MS", 6*time.Hour),
 		SessionTouchOnRead: e.boolean("STARCITE_SESSION_STORE_TOUCH_ON_READ", true),
 
+		ShutdownDrain: time.Duration(e.nonNegInt("STARCITE_SHUTDOWN_DRAIN_TIMEOUT_MS", 30_000)) * time.Millisecond,
+
 		LogLevel:  strings.ToLower(e.Str("STARCITE_LOG_LEVEL", "info")),
 		LogFormat: strings.ToLower(e.Str("STARCITE_LOG_FORMAT", "text")),
 
-		PprofPort:    e.Port("STARCITE_PPROF_PORT", 0),
-		PprofHost:    e.Str("STARCITE_PPROF_HOST", "127.0.0.1"),
+		OpsPort:      e.Port("STARCITE_OPS_PORT", 0),
 		PprofTimeout: e.millis("STARCITE_PPROF_TIMEOUT_MS", 60*time.Second),
 	}
 	if e.err != nil {
@@ -199,12 +208,8 @@ func (c *Config) resolve(e *Env) error {
 		return fmt.Errorf("STARCITE_HTTP_HOST: %q is not a loopback address and STARCITE_AUTH_MODE=none would serve it without authentication; set STARCITE_ALLOW_INSECURE_NONE=true to force it", c.HTTPHost)
 	}
 
-	// Profiles reveal the node's internals and cost CPU: off loopback only
-	// on request (docs/security.md#checklist).
-	c.PprofAllowRemote = e.boolean("STARCITE_PPROF_ALLOW_REMOTE", false)
-	if c.PprofPort != 0 && !edge.IsLoopback(c.PprofHost) && !c.PprofAllowRemote {
-		return fmt.Errorf("STARCITE_PPROF_HOST: %q is not a loopback address and pprof serves the node's internals "+
-			"without authentication; set STARCITE_PPROF_ALLOW_REMOTE=1 to serve it there", c.PprofHost)
+	if err := c.resolveOps(e); err != nil {
+		return err
 	}
 
 	switch c.LogLevel {
@@ -217,6 +222,39 @@ func (c *Config) resolve(e *Env) error {
 	default:
 		return fmt.Errorf("STARCITE_LOG_FORMAT: invalid value %q (expected text or json)", c.LogFormat)
 	}
+	return nil
+}
+
+// resolveOps places the ops listener (docs/operations.md#ops-listener):
+// STARCITE_OPS_PORT and STARCITE_OPS_HOST, falling back to the pprof
+// variables of earlier versions, and the host to the API's. Profiles
+// reveal the node's internals and cost CPU, so pprof is served off
+// loopback only on request (docs/security.md#checklist).
+func (c *Config) resolveOps(e *Env) error {
+	if c.OpsPort == 0 {
+		c.OpsPort = e.Port("STARCITE_PPROF_PORT", 0)
+	}
+	pprofHost, pprofHostSet := e.raw("STARCITE_PPROF_HOST")
+	c.PprofAllowRemote = e.boolean("STARCITE_PPROF_ALLOW_REMOTE", false)
+	if e.err != nil {
+		return e.err
+	}
+	if pprofHostSet && !edge.IsLoopback(pprofHost) && !c.PprofAllowRemote {
+		return fmt.Errorf("STARCITE_PPROF_HOST: %q is not a loopback address and pprof serves the node's internals "+
+			"without authentication; set STARCITE_PPROF_ALLOW_REMOTE=1 to serve it there", pprofHost)
+	}
+	c.OpsHost = e.Str("STARCITE_OPS_HOST", "")
+	switch {
+	case c.OpsHost != "":
+	case pprofHostSet:
+		c.OpsHost = pprofHost
+	default:
+		c.OpsHost = c.HTTPHost
+	}
+	if c.OpsPort != 0 && c.OpsPort == c.Port {
+		return fmt.Errorf("STARCITE_OPS_PORT: %d is also PORT; the ops listener needs a port of its own", c.OpsPort)
+	}
+	c.OpsPprof = edge.IsLoopback(c.OpsHost) || c.PprofAllowRemote
 	return nil
 }
 

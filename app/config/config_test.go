@@ -99,6 +99,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 			"STARCITE_CLUSTER_INSECURE: invalid value"},
 		{"pprof on a public address", noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060", "STARCITE_PPROF_HOST": "0.0.0.0"},
 			`STARCITE_PPROF_HOST: "0.0.0.0" is not a loopback address`},
+		{"ops port is PORT", noneMode, map[string]string{"STARCITE_OPS_PORT": "4000"}, "STARCITE_OPS_PORT: 4000 is also PORT"},
+		{"bad ops port", noneMode, map[string]string{"STARCITE_OPS_PORT": "http"}, "STARCITE_OPS_PORT: invalid value"},
 		{"zero JWKS refresh", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "0"}, "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
 		{"JWKS refresh not a number", jwtMode, map[string]string{"STARCITE_AUTH_JWKS_REFRESH_MS": "1m"}, "STARCITE_AUTH_JWKS_REFRESH_MS: invalid value"},
 		{"unknown archive adapter", noneMode, map[string]string{"STARCITE_ARCHIVE_ADAPTER": "tape"}, `STARCITE_ARCHIVE_ADAPTER: invalid value "tape"`},
@@ -155,10 +157,17 @@ func TestSecurityBoundsAccepted(t *testing.T) {
 			func(c Config) bool { return c.JWKSHardExpiry == 30*time.Second && c.JWKSRefresh == 30*time.Second }},
 		{"hard expiry of its own", merged(jwtMode, map[string]string{"STARCITE_AUTH_JWKS_HARD_EXPIRY_MS": "600000"}),
 			func(c Config) bool { return c.JWKSHardExpiry == 10*time.Minute && c.JWKSRefresh == time.Minute }},
-		{"pprof on loopback", merged(noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060"}),
-			func(c Config) bool { return c.PprofHost == "127.0.0.1" }},
+		{"pprof port of earlier versions: the ops listener on the API host", merged(noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060"}),
+			func(c Config) bool { return c.OpsPort == 6060 && c.OpsHost == "127.0.0.1" && c.OpsPprof }},
 		{"pprof on a public address, allowed", merged(noneMode, map[string]string{"STARCITE_PPROF_PORT": "6060",
-			"STARCITE_PPROF_HOST": "0.0.0.0", "STARCITE_PPROF_ALLOW_REMOTE": "1"}), func(c Config) bool { return c.PprofAllowRemote }},
+			"STARCITE_PPROF_HOST": "0.0.0.0", "STARCITE_PPROF_ALLOW_REMOTE": "1"}),
+			func(c Config) bool { return c.PprofAllowRemote && c.OpsHost == "0.0.0.0" && c.OpsPprof }},
+		{"ops port wins over the pprof port", merged(noneMode, map[string]string{"STARCITE_OPS_PORT": "9090", "STARCITE_PPROF_PORT": "6060"}),
+			func(c Config) bool { return c.OpsPort == 9090 }},
+		{"ops listener on the API host of jwt mode: no pprof there", merged(jwtMode, map[string]string{"STARCITE_OPS_PORT": "9090"}),
+			func(c Config) bool { return c.OpsHost == "0.0.0.0" && !c.OpsPprof }},
+		{"ops host of its own", merged(jwtMode, map[string]string{"STARCITE_OPS_PORT": "9090", "STARCITE_OPS_HOST": "127.0.0.1"}),
+			func(c Config) bool { return c.OpsHost == "127.0.0.1" && c.OpsPprof }},
 	} {
 		c, err := load(tt.env)
 		if err != nil || !tt.check(c) {
@@ -188,7 +197,7 @@ func TestLoadDerivesSettings(t *testing.T) {
 			if c.NodeName != "starcite@127.0.0.1" || c.Port != 4000 || c.RaftPort != 7100 || c.DistPort != 7200 ||
 				c.NumGroups != 256 || c.RF != 1 || len(c.WriteNodes) != 1 || c.WriteNodes[0] != c.NodeName || !c.WriteNode() ||
 				c.DataDir != "data" || c.RaftRTT != 100*time.Millisecond || c.MaxConnections != 10_000 || !c.Telemetry ||
-				c.PendingMax != 1<<30 || c.LogLevel != "info" || c.LogFormat != "text" || c.PprofPort != 0 {
+				c.PendingMax != 1<<30 || c.LogLevel != "info" || c.LogFormat != "text" || c.OpsPort != 0 {
 				t.Errorf("%+v", c)
 			}
 			if c.HTTPHost != "127.0.0.1" {

@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"starcite/app/devjwt"
@@ -179,12 +180,27 @@ func TestAuthorization(t *testing.T) {
 			{"append: malformed body on another tenant's session", acmeAll, "POST", "/v1/sessions/globex-1/append", map[string]any{"type": 1}, 403, "forbidden_tenant"},
 			{"append: malformed body, missing scope", noAppend, "POST", "/v1/sessions/acme-1/append", "{", 403, "forbidden_scope"},
 			{"append: malformed body on an own session", acmeAll, "POST", "/v1/sessions/acme-1/append", map[string]any{"type": 1}, 400, "invalid_event"},
-			// read routes: lookup → scope → tenant
-			{"get: unknown session before missing scope", noRead, "GET", "/v1/sessions/nope", nil, 404, "session_not_found"},
+			// events: lookup → scope → tenant
 			{"events: unknown session before missing scope", noRead, "GET", "/v1/sessions/nope/events", nil, 404, "session_not_found"},
 			{"events: bad cursor before the session checks", noRead, "GET", "/v1/sessions/globex-1/events?cursor=x", nil, 400, "invalid_cursor"},
+			// the header routes: scope → lock → lookup → tenant
+			{"get: missing scope before an unknown session", noRead, "GET", "/v1/sessions/nope", nil, 403, "forbidden_scope"},
+			{"get: scope before lock", a.locked("acme", "acme-1", scCreate), "GET", "/v1/sessions/nope", nil, 403, "forbidden_scope"},
+			{"get: lock before lookup", a.locked("acme", "acme-1", scRead), "GET", "/v1/sessions/nope", nil, 403, "forbidden_session"},
+			{"get: unknown session", a.tok("acme", "user:u-1", scRead), "GET", "/v1/sessions/nope", nil, 404, "session_not_found"},
 			{"get: another tenant's session", a.tok("acme", "user:u-1", scRead), "GET", "/v1/sessions/globex-1", nil, 403, "forbidden_tenant"},
-			// list: limit → cursor → metadata → scope
+			{"patch: body before scope", noCreate, "PATCH", "/v1/sessions/globex-1", map[string]any{"title": 5}, 400, "invalid_session"},
+			{"patch: read scope is not enough", noCreate, "PATCH", "/v1/sessions/acme-1", map[string]any{"title": "t"}, 403, "forbidden_scope"},
+			{"patch: lock before lookup", a.locked("acme", "acme-1", all...), "PATCH", "/v1/sessions/nope", map[string]any{"title": "t"}, 403, "forbidden_session"},
+			{"patch: unknown session", acmeAll, "PATCH", "/v1/sessions/nope", map[string]any{"title": "t"}, 404, "session_not_found"},
+			{"patch: another tenant's session", acmeAll, "PATCH", "/v1/sessions/globex-1", map[string]any{"metadata": map[string]any{"x": 1}}, 403, "forbidden_tenant"},
+			{"archive: missing scope", noCreate, "POST", "/v1/sessions/nope/archive", nil, 403, "forbidden_scope"},
+			{"archive: lock before lookup", a.locked("acme", "acme-1", all...), "POST", "/v1/sessions/nope/archive", nil, 403, "forbidden_session"},
+			{"archive: another tenant's session", acmeAll, "POST", "/v1/sessions/globex-1/archive", nil, 403, "forbidden_tenant"},
+			{"unarchive: missing scope", noCreate, "POST", "/v1/sessions/acme-1/unarchive", nil, 403, "forbidden_scope"},
+			{"unarchive: another tenant's session", acmeAll, "POST", "/v1/sessions/globex-1/unarchive", nil, 403, "forbidden_tenant"},
+			// list: limit → cursor → archived → metadata → scope
+			{"list: archived before scope", noRead, "GET", "/v1/sessions?archived=yes", nil, 400, "invalid_list_query"},
 			{"list: bad limit before scope", noRead, "GET", "/v1/sessions?limit=0", nil, 400, "invalid_limit"},
 			{"list: bad limit before bad cursor", noRead, "GET", "/v1/sessions?limit=x&cursor=", nil, 400, "invalid_limit"},
 			{"list: empty cursor before scope", noRead, "GET", "/v1/sessions?cursor=", nil, 400, "invalid_cursor"},
@@ -211,6 +227,35 @@ func TestAuthorization(t *testing.T) {
 			}
 			expectError(t, c.name, do(t, n, c.method, c.path, c.body, h...), c.status, c.code, "")
 		}
+	})
+
+	t.Run("header routes", func(t *testing.T) {
+		// A user token locked to its session, holding session:create,
+		// may update and archive that session.
+		owner := a.locked("acme", "acme-2", all...)
+		r := do(t, n, "PATCH", "/v1/sessions/acme-2", map[string]any{"title": "mine", "expected_version": 1}, bearer(owner)...)
+		expectStatus(t, "patch by the locked owner", r, 200)
+		expectStatus(t, "archive by the locked owner", do(t, n, "POST", "/v1/sessions/acme-2/archive", nil, bearer(owner)...), 200)
+		acme := a.tok("acme", "user:u-1", scRead)
+		for q, want := range map[string]string{"": "acme-1", "?archived=true": "acme-2", "?archived=all": "acme-1 acme-2"} {
+			ids := listIDs(t, do(t, n, "GET", "/v1/sessions"+q, nil, bearer(acme)...))
+			var got []string
+			for _, id := range ids {
+				if id == "acme-1" || id == "acme-2" {
+					got = append(got, id)
+				}
+			}
+			if strings.Join(got, " ") != want {
+				t.Errorf("acme list%s: %v, want %s", q, ids, want)
+			}
+		}
+		globex := a.tok("globex", "user:g-1", scRead)
+		for _, id := range listIDs(t, do(t, n, "GET", "/v1/sessions?archived=all", nil, bearer(globex)...)) {
+			if strings.HasPrefix(id, "acme-") {
+				t.Errorf("globex lists %s", id)
+			}
+		}
+		expectStatus(t, "unarchive", do(t, n, "POST", "/v1/sessions/acme-2/unarchive", nil, bearer(owner)...), 200)
 	})
 
 	t.Run("principal from the token", func(t *testing.T) {

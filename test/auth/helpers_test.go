@@ -168,16 +168,18 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 
 // The error messages of docs/api.md#error-catalogue.
 var messages = map[string]string{
-	"unauthorized":      "Unauthorized",
-	"forbidden_scope":   "Token scope does not allow this operation",
-	"forbidden_session": "Token is not allowed to access this session",
-	"forbidden_tenant":  "Token tenant does not match session tenant",
-	"session_not_found": "Session was not found",
-	"session_exists":    "Session already exists",
-	"invalid_event":     "Invalid event payload",
-	"invalid_metadata":  "Invalid metadata payload",
-	"invalid_cursor":    "Invalid cursor value",
-	"invalid_limit":     "Invalid limit value",
+	"unauthorized":       "Unauthorized",
+	"forbidden_scope":    "Token scope does not allow this operation",
+	"forbidden_session":  "Token is not allowed to access this session",
+	"forbidden_tenant":   "Token tenant does not match session tenant",
+	"session_not_found":  "Session was not found",
+	"session_exists":     "Session already exists",
+	"invalid_event":      "Invalid event payload",
+	"invalid_metadata":   "Invalid metadata payload",
+	"invalid_cursor":     "Invalid cursor value",
+	"invalid_limit":      "Invalid limit value",
+	"invalid_session":    "Invalid session payload",
+	"invalid_list_query": "Invalid list query",
 }
 
 // expectError asserts an error reply: status, the exact two-key body of

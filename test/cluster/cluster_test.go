@@ -58,8 +58,8 @@ func throughEveryNode(t *testing.T, c *harness.Cluster) {
 func TestRouterNode(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet, Routers: 1})
 	router := c.Nodes[3]
-	if st, body := router.Do("GET", "/health/ready", nil, nil); st != 200 || harness.JSON(t, body)["mode"] != "router_node" {
-		t.Fatalf("router readiness: %d %s", st, body)
+	if st, body, err := router.Probe("/health/ready"); err != nil || st != 200 || harness.JSON(t, body)["mode"] != "router_node" {
+		t.Fatalf("router readiness: %d %s %v", st, body, err)
 	}
 	router.CreateSession("via-router", nil)
 	tail := router.Tail("via-router", 0, 1)

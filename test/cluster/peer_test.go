@@ -118,9 +118,9 @@ var pendingRowsLine = regexp.MustCompile(`(?m)^starcite_archive_pending_rows (\S
 // pendingRows is a node's count of events in memory not yet archived.
 func pendingRows(t *testing.T, n *harness.Node) int {
 	t.Helper()
-	st, body := n.Do("GET", "/metrics", nil, nil)
+	st, body, err := n.Probe("/metrics")
 	m := pendingRowsLine.FindSubmatch(body)
-	if st != 200 || m == nil {
+	if err != nil || st != 200 || m == nil {
 		t.Fatalf("metrics of %s: %d", n.Name, st)
 	}
 	var v float64

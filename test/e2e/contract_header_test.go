@@ -261,3 +261,26 @@ func TestContractSessionHeader(t *testing.T) {
 		}
 	})
 }
+
+// TestContractCORS: a real node answers browser preflights with 204 and
+// marks every answer readable by any origin (docs/api.md#cors).
+func TestContractCORS(t *testing.T) {
+	n := harness.StartNode(t, harness.Options{})
+	r := do(t, n, "OPTIONS", "/v1/sessions/x", nil, harness.Header{"Origin": "https://app.example",
+		"Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "authorization,content-type"})
+	if r.status != 204 || len(r.body) != 0 || r.header.Get("Access-Control-Allow-Origin") != "*" ||
+		r.header.Get("Access-Control-Allow-Methods") != "GET,POST,PUT,PATCH,DELETE,OPTIONS" ||
+		r.header.Get("Access-Control-Allow-Headers") != "authorization,content-type" {
+		t.Errorf("preflight: %s %v", r, r.header)
+	}
+	for _, r := range []resp{
+		do(t, n, "POST", "/v1/sessions", `{"id":"c1"}`, harness.Header{"Origin": "https://app.example"}),
+		do(t, n, "GET", "/v1/sessions/nope", nil, nil),
+		do(t, n, "GET", "/v1/nowhere", nil, nil),
+	} {
+		if r.header.Get("Access-Control-Allow-Origin") != "*" || r.header.Get("Access-Control-Expose-Headers") != "*" ||
+			r.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: CORS headers %v", r, r.header)
+		}
+	}
+}

@@ -20,7 +20,7 @@ import (
 // docs/api.md#routing-and-paths, docs/api.md#liveness,
 // docs/api.md#readiness).
 func TestContractRouting(t *testing.T) {
-	n := harness.StartNode(t, harness.Options{})
+	n := harness.StartNode(t, harness.Options{NoOps: true}) // health on the API port
 	createOK(t, n, `{"id":"x"}`)
 
 	t.Run("unknown routes and methods", func(t *testing.T) {
@@ -53,6 +53,8 @@ func TestContractRouting(t *testing.T) {
 			{"GET", "/health"},
 			{"GET", "/health/live/x"},
 			{"GET", "/health/dead"},
+			{"GET", "/metrics"},
+			{"GET", "/debug/pprof/"},
 			{"OPTIONS", "/v1/sessions"},
 		} {
 			t.Run(c.method+" "+c.path, func(t *testing.T) {
@@ -295,7 +297,7 @@ func rawHead(t *testing.T, n *harness.Node, path string) (int, http.Header, []by
 // leave the node serving (docs/api.md#request-bodies,
 // docs/decisions.md#d2).
 func TestContractHostileInput(t *testing.T) {
-	n := harness.StartNode(t, harness.Options{})
+	n := harness.StartNode(t, harness.Options{NoOps: true})
 	createOK(t, n, `{"id":"h"}`)
 	pseq := int64(0) // producer "ok" appends one valid event after each case
 	stillServing := func(t *testing.T) {

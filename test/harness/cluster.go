@@ -163,7 +163,7 @@ func (c *Cluster) Leader(group int) *Node {
 		if !n.Running() {
 			continue
 		}
-		st, body, err := n.TryDo("GET", "/metrics", nil, nil)
+		st, body, err := n.Probe("/metrics")
 		if err == nil && st == 200 && strings.Contains(string(body),
 			fmt.Sprintf("starcite_raft_group_leader{group=\"%d\"} 1\n", group)) {
 			return n

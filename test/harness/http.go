@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,14 +175,34 @@ func Seq(t testing.TB, ev json.RawMessage) uint64 {
 	return v.Seq
 }
 
+// OpsURL is the base URL of the node's ops listener.
+func (n *Node) OpsURL() string { return "http://" + net.JoinHostPort(n.Host, strconv.Itoa(n.OpsPort)) }
+
+// Probe GETs a path of the probes the node serves: /health/* on the ops
+// listener when it has one, else on the API port; /metrics and pprof on
+// the ops listener.
+func (n *Node) Probe(path string) (int, []byte, error) {
+	base := n.URL()
+	if n.OpsPort != 0 {
+		base = n.OpsURL()
+	}
+	resp, err := client.Get(base + path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
 // Metric returns the value of a sample on /metrics, e.g.
 // `starcite_tail_sockets` or `starcite_tail_closes_total{code="1013"}`;
 // absent samples read as 0.
 func (n *Node) Metric(sample string) float64 {
 	n.t.Helper()
-	st, body := n.Do("GET", "/metrics", nil, nil)
-	if st != 200 {
-		n.t.Fatalf("/metrics: %d", st)
+	st, body, err := n.Probe("/metrics")
+	if err != nil || st != 200 {
+		n.t.Fatalf("/metrics: %d %v", st, err)
 	}
 	for _, line := range strings.Split(string(body), "\n") {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {

@@ -75,6 +75,7 @@ type Node struct {
 	Name    string // NODE_NAME
 	Host    string // loopback address the node binds
 	Port    int    // HTTP port
+	OpsPort int    // the ops listener's port (health, metrics, pprof); 0 = none
 	Dir     string // STARCITE_RAFT_DATA_DIR
 	Env     map[string]string
 	LogPath string
@@ -91,6 +92,9 @@ type Options struct {
 	Name  string            // default starcite@<Host>
 	Dir   string            // default a fresh temp dir
 	Env   map[string]string // extra or overriding variables
+	// NoOps runs the node without an ops listener: /health/* are then on
+	// the API port and /metrics nowhere.
+	NoOps bool
 }
 
 // NewNode prepares a node without starting it.
@@ -106,12 +110,16 @@ func NewNode(t testing.TB, o Options) *Node {
 		o.Dir = t.TempDir()
 	}
 	n := &Node{t: t, Name: o.Name, Host: o.Host, Dir: o.Dir, Netns: o.Netns, LogPath: filepath.Join(o.Dir, "node.log")}
-	raftPort, distPort := 7100, 7200
+	raftPort, distPort, opsPort := 7100, 7200, 7300
 	if o.Netns == "" {
 		// Shared with every other test process: pick free ports.
 		n.Port, raftPort, distPort = FreePort(t, o.Host), FreePort(t, o.Host), FreePort(t, o.Host)
+		opsPort = FreePort(t, o.Host)
 	} else {
 		n.Port = 4000 // a namespace has ports of its own
+	}
+	if !o.NoOps {
+		n.OpsPort = opsPort
 	}
 	n.Env = map[string]string{
 		"NODE_NAME":              o.Name,
@@ -124,6 +132,9 @@ func NewNode(t testing.TB, o Options) *Node {
 		"STARCITE_NUM_GROUPS":    "8",
 		"STARCITE_RAFT_RTT_MS":   "50",
 		"STARCITE_LOG_LEVEL":     "info",
+	}
+	if n.OpsPort != 0 {
+		n.Env["STARCITE_OPS_PORT"] = strconv.Itoa(n.OpsPort)
 	}
 	for k, v := range o.Env {
 		n.Env[k] = v
@@ -239,7 +250,7 @@ func (n *Node) Restart() {
 func (n *Node) WaitReady(timeout time.Duration) {
 	n.t.Helper()
 	n.WaitFor(timeout, "ready", func() bool {
-		st, _, err := n.TryDo("GET", "/health/ready", nil, nil)
+		st, _, err := n.Probe("/health/ready")
 		return err == nil && st == 200
 	})
 }

@@ -1,6 +1,10 @@
 package ops
 
 import (
+	"fmt"
+	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +36,16 @@ func TestDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := streamLog(t, d, 600)
+	// node-status asked on d itself and, through a, of d.
+	mustOps(t, d, "node_status=ready", "node-status")
+	mustOps(t, a, "node_status=ready", "node-status", d.Name)
+	if code, out := ops(t, a, "node-status", "starcite@127.0.11.99"); code != 1 ||
+		!strings.HasPrefix(out, `unknown node "starcite@127.0.11.99" (known nodes: `) {
+		t.Errorf("node-status of an unknown node: exit %d %q", code, out)
+	}
+	if code, out := ops(t, a, "drain-status", d.Name); code != 0 || !drainStatusRe.MatchString(out) {
+		t.Errorf("drain-status of %s: exit %d %q", d.Name, code, out)
+	}
 
 	// Drain d from another node: the mark reaches d over distribution.
 	mustOps(t, a, "node "+d.Name+" marked draining", "drain", d.Name)
@@ -60,6 +74,10 @@ func TestDrain(t *testing.T) {
 		}
 		mustOps(t, n, "ready_nodes="+readyWithout(c, d), "ready-nodes")
 	}
+	// Drained: it leads no group a ready replica could lead.
+	mustOps(t, d, "node_status=drained", "node-status")
+	mustOps(t, b, "node_status=drained", "node-status", d.Name)
+	mustOps(t, a, "drain_status=led_groups=0,pending_transfers=0", "drain-status", d.Name)
 
 	// Appends sent to d still succeed: the other replicas serve them.
 	const n = 10
@@ -91,6 +109,7 @@ func TestDrain(t *testing.T) {
 	// Undrain restores routing at once: d serves its own requests again.
 	mustOps(t, d, "node "+d.Name+" marked ready", "undrain")
 	mustOps(t, d, "local_ready=true", "wait-ready")
+	mustOps(t, a, "node_status=ready", "node-status", d.Name)
 	before = forwarded(others...)
 	appendVia(d, n)
 	if got := forwarded(others...) - before; got != 0 {
@@ -116,4 +135,69 @@ func readyWithout(c *harness.Cluster, x *harness.Node) string {
 		}
 	}
 	return s
+}
+
+var drainStatusRe = regexp.MustCompile(`^drain_status=led_groups=\d+,pending_transfers=\d+\n$`)
+
+// TestStopHandsOffLeaderships: a member of a cluster that gets SIGTERM
+// stops serving, hands every group it leads to a ready replica, and only
+// then closes its replicas (STARCITE_SHUTDOWN_DRAIN_TIMEOUT_MS).
+func TestStopHandsOffLeaderships(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Subnet: subnet})
+	waitAllReady(t, c)
+	// The node that leads the most groups (leaders balance to their
+	// preferred replicas, so every node leads some).
+	var x *harness.Node
+	led := map[*harness.Node][]int{}
+	c.Nodes[0].WaitFor(60*time.Second, "a leader for every group", func() bool {
+		clear(led)
+		for g := 0; g < c.Groups; g++ {
+			n := c.Leader(g)
+			if n == nil {
+				return false
+			}
+			led[n] = append(led[n], g)
+		}
+		return true
+	})
+	for n, gs := range led {
+		if x == nil || len(gs) > len(led[x]) {
+			x = n
+		}
+	}
+	if len(led[x]) == 0 {
+		t.Fatal("no node leads a group")
+	}
+	// Every group it leads has ready replicas to take it.
+	var ledN, pending int
+	if code, out := ops(t, x, "drain-status"); code != 0 ||
+		func() bool {
+			_, err := fmt.Sscanf(out, "drain_status=led_groups=%d,pending_transfers=%d\n", &ledN, &pending)
+			return err != nil
+		}() ||
+		ledN == 0 || pending != ledN {
+		t.Fatalf("drain-status of %s: exit %d %q", x.Name, code, out)
+	}
+	x.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(90 * time.Second); x.Running(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still running 90 s after SIGTERM", x.Name)
+		}
+	}
+	log := x.Log()
+	if !strings.Contains(log, "leaderships handed off before stopping") || !strings.Contains(log, "still_leading=0") {
+		t.Fatalf("%s stopped without handing off its %d leaderships", x.Name, len(led[x]))
+	}
+	other := c.Nodes[0]
+	if other == x {
+		other = c.Nodes[1]
+	}
+	other.WaitFor(30*time.Second, "a leader for every group "+x.Name+" led", func() bool {
+		for _, g := range led[x] {
+			if n := c.Leader(g); n == nil || n == x {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -116,7 +116,7 @@ func fields(out, key string) []string {
 
 // health returns the status and reason of GET /health/ready.
 func health(n *harness.Node) (int, string) {
-	st, body, err := n.TryDo("GET", "/health/ready", nil, nil)
+	st, body, err := n.Probe("/health/ready")
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -137,9 +137,9 @@ func forwarded(nodes ...*harness.Node) float64 {
 // scrape reads a node's /metrics with the Prometheus text parser.
 func scrape(t *testing.T, n *harness.Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	st, body := n.Do("GET", "/metrics", nil, nil)
-	if st != 200 {
-		t.Fatalf("/metrics on %s: %d", n.Name, st)
+	st, body, err := n.Probe("/metrics")
+	if err != nil || st != 200 {
+		t.Fatalf("/metrics on %s: %d %v", n.Name, st, err)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))

@@ -12,12 +12,16 @@ import (
 )
 
 // TestSingleNode: a node without STARCITE_COOKIE keeps a random cookie in
-// its data directory, which the CLI reads; pprof serves on loopback.
+// its data directory, which the CLI reads; STARCITE_PPROF_PORT, the ops
+// port of earlier versions, runs the ops listener on the node's (loopback)
+// address, with pprof.
 func TestSingleNode(t *testing.T) {
-	pprofPort := strconv.Itoa(harness.FreePort(t, "127.0.0.1"))
-	n := harness.StartNode(t, harness.Options{Host: "127.0.11.4", Env: map[string]string{
-		"STARCITE_PPROF_PORT": pprofPort,
-	}})
+	n := harness.NewNode(t, harness.Options{Host: "127.0.11.4"})
+	pprofPort := strconv.Itoa(n.OpsPort)
+	n.Env["STARCITE_PPROF_PORT"] = pprofPort
+	delete(n.Env, "STARCITE_OPS_PORT")
+	n.Start()
+	n.WaitReady(time.Minute)
 	env := map[string]string{
 		"NODE_NAME":              n.Name,
 		"STARCITE_DIST_PORT":     n.Env["STARCITE_DIST_PORT"],
@@ -49,9 +53,9 @@ func TestSingleNode(t *testing.T) {
 		})
 	}
 
-	// pprof on 127.0.0.1 (the default host), not on the node's address.
+	// pprof on the ops listener, on the node's address.
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap?debug=1"} {
-		resp, err := http.Get("http://127.0.0.1:" + pprofPort + path)
+		resp, err := http.Get("http://127.0.11.4:" + pprofPort + path)
 		if err != nil {
 			t.Fatalf("pprof %s: %v", path, err)
 		}
@@ -64,7 +68,10 @@ func TestSingleNode(t *testing.T) {
 			t.Errorf("pprof cmdline: %q", body)
 		}
 	}
-	if _, err := http.Get("http://127.0.11.4:" + pprofPort + "/debug/pprof/"); err == nil {
-		t.Errorf("pprof answers on the node's address; it should bind loopback only")
+	if _, err := http.Get("http://127.0.0.1:" + pprofPort + "/debug/pprof/"); err == nil {
+		t.Errorf("the ops listener answers on 127.0.0.1; it should bind the node's address only")
+	}
+	if st, _ := n.Do("GET", "/debug/pprof/", nil, nil); st != 404 {
+		t.Errorf("pprof on the API port: %d", st)
 	}
 }
