@@ -59,6 +59,38 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
+// BinaryAt returns a starcite binary built from revision rev of this
+// repository (for tests that start a node of an earlier version):
+// $STARCITE_BIN_<first 7 characters of rev> when set, else the revision's
+// tree is exported with git archive and built in a temporary directory.
+// The test is skipped when the checkout has no git history with rev.
+func BinaryAt(t testing.TB, rev string) string {
+	t.Helper()
+	if p := os.Getenv("STARCITE_BIN_" + rev[:7]); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", rev+"^{commit}").CombinedOutput(); err != nil {
+		t.Skipf("revision %s is not in this checkout's history (%v %s): cannot build the earlier version", rev, err, out)
+	}
+	dir := t.TempDir()
+	tarball := filepath.Join(dir, "src.tar")
+	if out, err := exec.Command("git", "-C", root, "archive", "--format=tar", "-o", tarball, rev).CombinedOutput(); err != nil {
+		t.Fatalf("git archive %s: %v %s", rev, err, out)
+	}
+	if out, err := exec.Command("tar", "-x", "-f", tarball, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("untar %s: %v %s", rev, err, out)
+	}
+	bin := filepath.Join(dir, "starcite")
+	build := exec.Command("go", "build", "-o", bin, "./app")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", rev, err, out)
+	}
+	return bin
+}
+
 // FreePort returns a TCP port that was free on host a moment ago.
 func FreePort(t testing.TB, host string) int {
 	t.Helper()
@@ -80,6 +112,9 @@ type Node struct {
 	Env     map[string]string
 	LogPath string
 	Netns   string // network namespace the process runs in ("" = the test's)
+	// Bin is the binary Start runs ("" = Binary). Set it between a Stop
+	// and a Start to run another version on the same data directory.
+	Bin string
 
 	mu   sync.Mutex
 	proc *procrun.Process // nil when not running
@@ -168,7 +203,11 @@ func (n *Node) Start() {
 	if n.proc != nil {
 		n.t.Fatalf("%s already running", n.Name)
 	}
-	spec := procrun.Spec{Path: Binary(n.t), Args: []string{"server"}, LogPath: n.LogPath,
+	bin := n.Bin
+	if bin == "" {
+		bin = Binary(n.t)
+	}
+	spec := procrun.Spec{Path: bin, Args: []string{"server"}, LogPath: n.LogPath,
 		Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}}
 	if n.Netns != "" {
 		// ip netns exec execs the binary: the PID is the server's.
